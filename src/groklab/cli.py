@@ -1,0 +1,225 @@
+"""groklab command line: parse -> Config -> lab -> print (rich progress, or one JSON object)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from groklab import GroklabError, __version__, config, store
+
+try:  # typer >= 0.17 vendors click
+    from typer._click import exceptions as click_exc
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_exc
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode=None, help="groklab: how neural networks memorize, compress and generalize.")
+runs_app = typer.Typer(no_args_is_help=True, help="Inspect the run store.")
+bench_app = typer.Typer(no_args_is_help=True, help="Measure speed (results go to BENCHMARKS.md).")
+app.add_typer(runs_app, name="runs")
+app.add_typer(bench_app, name="bench")
+err = Console(stderr=True)
+out = Console()
+
+PRESET = typer.Option(None, "--preset", "-p", help="named setup; see `groklab presets`")
+CONFIG = typer.Option(None, "--config", help="TOML file with [task] [data] [model] [optim] [train] tables")
+SET = typer.Option(None, "--set", help="override: section.key=value (repeatable)")
+OUT = typer.Option(None, "--out", help="run store root (default ./runs or $GROKLAB_RUNS)")
+JSON = typer.Option(False, "--json", help="print exactly one JSON object and nothing else on stdout")
+
+
+def emit_json(obj) -> None:
+    sys.stdout.write(json.dumps(obj, default=store._json_default) + "\n")
+
+
+def progress_bar(total: int, label: str, enabled: bool):
+    """A rich progress bar on stderr (a no-op with --json); returns (context, callback)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    prog = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                    console=err, disable=not enabled, transient=False)
+    task = prog.add_task(label, total=total, info="")
+
+    def update(step: int, active: int) -> None:
+        prog.update(task, completed=step, info=f"{active} training")
+
+    return prog, update
+
+
+@app.command()
+def grok(preset: str | None = PRESET, config_file: Path | None = CONFIG,
+         set_: list[str] | None = SET, seeds: int | None = typer.Option(None, help="members (seeds)"),
+         steps: int | None = typer.Option(None, help="optimizer steps"),
+         device: str | None = typer.Option(None, help="auto | cpu | cuda"),
+         out_dir: Path | None = OUT, as_json: bool = JSON):
+    """Train an ensemble on a grokking task (modular arithmetic or sparse parity)."""
+    from groklab.labs.grokking.run import run_grok
+
+    cfg = config.load_config(preset or "demo", config_file, set_ or [], train__seeds=seeds,
+                             train__steps=steps, train__device=device)
+    prog, update = progress_bar(cfg.train.steps, f"grok {cfg.name}", not as_json)
+    with prog:
+        summary = run_grok(cfg, out_dir, on_progress=update)
+    if as_json:
+        keys = ("seed", "train_acc", "test_acc", "step_memorized", "step_generalized", "outcome",
+                "key_frequencies")
+        emit_json({"run_dir": summary["run_dir"], "wall_s": summary["wall_s"],
+                   "models": [{k: m[k] for k in keys} for m in summary["models"]]})
+        return
+    print_grok(summary)
+
+
+def print_grok(summary: dict) -> None:
+    t = Table(title=f"{summary['preset']}: {len(summary['models'])} member(s), {summary['wall_s']:.1f} s")
+    for c in ("seed", "outcome", "train acc", "test acc", "memorized@", "generalized@", "key freqs"):
+        t.add_column(c)
+    for m in summary["models"]:
+        t.add_row(str(m["seed"]), m["outcome"], f"{m['train_acc']:.3f}", f"{m['test_acc']:.3f}",
+                  str(m["step_memorized"]), str(m["step_generalized"]),
+                  ",".join(map(str, m["key_frequencies"])) or "-")
+    out.print(t)
+    out.print("outcomes: " + ", ".join(f"{k} {v}" for k, v in summary["outcome_counts"].items()))
+    out.print(f"run folder: {summary['run_dir']}")
+    for f in summary["figures"]:
+        out.print(f"figure: {f}")
+
+
+@app.command()
+def presets(as_json: bool = JSON, fields: bool = typer.Option(False, "--fields", help="list every config field")):
+    """List the named presets with a one-line description and their source."""
+    if fields:
+        rows = [{"lab": root.lab, "field": f"{s}.{f.name}", "default": f.default, "help": f.metadata["help"],
+                 "choices": f.metadata.get("choices")} for root in config.ROOTS
+                for s, cls in config.sections(root).items() for f in config.fields(cls)]
+        if as_json:
+            return emit_json(rows)
+        for r in rows:
+            ch = f" [{' | '.join(map(str, r['choices']))}]" if r["choices"] else ""
+            out.print(f"{r['lab']:<12} {r['field']:<26} {r['default']!s:<10} {r['help']}{ch}", highlight=False)
+        return
+    rows = []
+    for name in config.preset_names():
+        raw = config.load_preset_raw(name)
+        rows.append({"name": name, "lab": raw.get("lab", "grokking"), "description": raw.get("description", ""),
+                     "source": raw.get("source", "")})
+    if as_json:
+        return emit_json(rows)
+    t = Table(title="groklab presets")
+    t.add_column("name")
+    t.add_column("lab")
+    t.add_column("description")
+    t.add_column("source")
+    for r in rows:
+        t.add_row(r["name"], r["lab"], r["description"], r["source"])
+    out.print(t)
+
+
+@runs_app.command("list")
+def runs_list(root: Path | None = OUT, as_json: bool = JSON):
+    """Every run under the store root, complete or not."""
+    rows = store.list_runs(root)
+    if as_json:
+        return emit_json(rows)
+    t = Table(title=f"runs in {root or store.default_root()}")
+    for c in ("id", "lab", "preset", "members", "wall s", "status"):
+        t.add_column(c)
+    for r in rows:
+        t.add_row(r["id"], str(r["lab"] or "-"), str(r["preset"] or "-"), str(r["n_members"]),
+                  f"{r['wall_s']:.1f}" if r["wall_s"] else "-", "complete" if r["complete"] else "INCOMPLETE")
+    out.print(t)
+
+
+@runs_app.command("show")
+def runs_show(run: str = typer.Argument(..., help="run folder or run id (prefix)"),
+              root: Path | None = OUT, as_json: bool = JSON):
+    """A run's summary (outcomes, milestones, figures)."""
+    path = store.resolve(run, root)
+    if not store.is_complete(path):
+        raise GroklabError(f"RUN: {path} is incomplete (killed or still running); no summary to show")
+    summary = store.read_summary(path)
+    if as_json:
+        return emit_json(summary)
+    if summary.get("lab") == "grokking":
+        return print_grok(summary)
+    out.print_json(data=summary)
+
+
+@runs_app.command("query")
+def runs_query(sql: str = typer.Argument(..., help="SQL over views `runs` and `members`"),
+               root: Path | None = OUT, as_json: bool = JSON):
+    """Query every complete run with DuckDB, e.g. "SELECT outcome, count(*) FROM members GROUP BY 1"."""
+    cols, rows = store.query(sql, root)
+    if as_json:
+        return emit_json([dict(zip(cols, r)) for r in rows])
+    t = Table()
+    for c in cols:
+        t.add_column(c)
+    for r in rows:
+        t.add_row(*map(str, r))
+    out.print(t)
+
+
+@bench_app.command("engine")
+def bench_engine(models: int = typer.Option(256, help="ensemble members"),
+                 steps: int = typer.Option(30, help="timed steps of the batched ensemble"),
+                 loop_models: int = typer.Option(16, help="members timed in the one-by-one loop"),
+                 threads: int = typer.Option(0, help="torch threads (0 = all cores)"),
+                 device: str = typer.Option("cpu", help="cpu | cuda | auto"), as_json: bool = JSON):
+    """Batched ensemble vs a loop of independent models (PAIR MLP), and this machine's matmul rate."""
+    from groklab.bench import engine_benchmark
+
+    if models < 1 or steps < 1 or loop_models < 1:
+        raise GroklabError("--models/--steps/--loop-models: must be >= 1")
+    res = engine_benchmark(models, steps, loop_models, threads, device)
+    if as_json:
+        return emit_json(res)
+    t = Table(title=f"engine benchmark ({res['device']}, {res['threads']} threads)")
+    t.add_column("measure")
+    t.add_column("value")
+    for k, v in res.items():
+        t.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
+    out.print(t)
+
+
+@app.callback(invoke_without_command=True)
+def _root(version: bool = typer.Option(False, "--version", help="print the version")):
+    if version:
+        out.print(f"groklab {__version__}")
+        raise typer.Exit()
+
+
+def main() -> None:
+    """Entry point: user errors print one line and exit 2; bugs keep their traceback."""
+    try:
+        app(standalone_mode=False)
+    except GroklabError as e:
+        err.print(f"error: {e}", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(2)
+    except typer.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except click_exc.ClickException as e:
+        if type(e).__name__ == "NoArgsIsHelpError":  # bare `groklab`: show help, like --help
+            out.print(e.format_message(), highlight=False, markup=False)
+            sys.exit(0)
+        err.print(f"error: {e.format_message()}", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(2)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Grokking lab: modular arithmetic and sparse parity; outcomes, Fourier analysis, figures."""

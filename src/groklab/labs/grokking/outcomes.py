@@ -1,0 +1,53 @@
+"""PAIR's outcome classes and the memorize / generalize steps, from one member's logged curves."""
+
+from __future__ import annotations
+
+import numpy as np
+
+OUTCOMES = ("fail", "memorize", "direct", "grok")
+
+
+def first_step(steps: np.ndarray, values: np.ndarray, threshold: float) -> int | None:
+    """First logged step where values >= threshold (NaN never counts)."""
+    hit = np.nonzero(np.nan_to_num(values, nan=-np.inf) >= threshold)[0]
+    return int(steps[hit[0]]) if len(hit) else None
+
+
+def classify(train_loss: np.ndarray, test_loss: np.ndarray, fail_loss: float = 1e-5,
+             memorize_loss: float = 1e-5, direct_ratio: float = 5e4) -> str:
+    """PAIR's rules in order: min train loss > fail_loss -> fail; min test loss > memorize_loss ->
+    memorize; max(test/train) < direct_ratio -> direct; else grok. NaNs (unlogged steps) are ignored."""
+    tr, te = np.asarray(train_loss, float), np.asarray(test_loss, float)
+    ok = ~(np.isnan(tr) | np.isnan(te))
+    if not ok.any():
+        return "fail"
+    tr, te = tr[ok], te[ok]
+    if tr.min() > fail_loss:
+        return "fail"
+    if te.min() > memorize_loss:
+        return "memorize"
+    ratio = te / np.maximum(tr, np.finfo(float).tiny)
+    return "direct" if ratio.max() < direct_ratio else "grok"
+
+
+def settled_mask(hist: dict[str, np.ndarray], a) -> np.ndarray:
+    """Members whose class can no longer be fail or memorize and that generalize: both PAIR loss
+    thresholds crossed and test acc >= generalized_acc. (M,) bool. `a` is an AnalysisConfig."""
+    tr_min = np.nanmin(hist["train_loss"], axis=1)
+    te_min = np.nanmin(hist["test_loss"], axis=1)
+    acc = np.nan_to_num(hist["test_acc"][:, -1], nan=0.0)
+    return (tr_min <= a.fail_loss) & (te_min <= a.memorize_loss) & (acc >= a.generalized_acc)
+
+
+def member_summary(steps: np.ndarray, hist: dict[str, np.ndarray], i: int, a) -> dict:
+    """Outcome and milestones of member i. `a` is an AnalysisConfig."""
+    last = np.nonzero(~np.isnan(hist["train_loss"][i]))[0][-1]
+    return {
+        "train_acc": float(hist["train_acc"][i, last]), "test_acc": float(hist["test_acc"][i, last]),
+        "train_loss": float(hist["train_loss"][i, last]), "test_loss": float(hist["test_loss"][i, last]),
+        "step_memorized": first_step(steps, hist["train_acc"][i], a.memorized_acc),
+        "step_generalized": first_step(steps, hist["test_acc"][i], a.generalized_acc),
+        "outcome": classify(hist["train_loss"][i], hist["test_loss"][i], a.fail_loss, a.memorize_loss,
+                            a.direct_ratio),
+        "last_step": int(steps[last]),
+    }

@@ -1,0 +1,122 @@
+"""`groklab grok`: train an ensemble on a grokking task, store it, analyze it, draw it."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from groklab import store
+from groklab.config import Config
+from groklab.data import make_task
+from groklab.engine import device as devmod
+from groklab.engine.trainer import METRICS, Member, TrainResult, train
+from groklab.labs.grokking import figures, fourier
+from groklab.labs.grokking.outcomes import OUTCOMES, member_summary, settled_mask
+from groklab.nn import make_model
+
+
+def members_for(cfg: Config) -> list[Member]:
+    """Members seed, seed+1, ... sharing the config's lr, weight decay and init scale."""
+    return [Member(cfg.train.seed + i, cfg.optim.lr, cfg.optim.weight_decay, cfg.model.init_scale)
+            for i in range(cfg.train.seeds)]
+
+
+def long_metrics(res: TrainResult, members: list[Member]) -> dict[str, np.ndarray]:
+    """member × step × metric rows (NaN = not logged, dropped)."""
+    cols: dict[str, list] = {"member": [], "seed": [], "step": [], "metric": [], "value": []}
+    for name in METRICS:
+        vals = res.metrics[name]  # (M, L)
+        mi, li = np.nonzero(~np.isnan(vals))
+        cols["member"].append(mi)
+        cols["seed"].append(np.array([members[i].seed for i in mi], dtype=np.int64))
+        cols["step"].append(res.steps[li])
+        cols["metric"].append(np.full(len(mi), name, dtype=object))
+        cols["value"].append(vals[mi, li])
+    return {k: np.concatenate(v) for k, v in cols.items()}
+
+
+def run_grok(cfg: Config, root: Path | str | None = None, on_progress=None) -> dict:
+    """Train, store and analyze; returns the summary (also written to summary.json)."""
+    t0 = time.perf_counter()
+    data = make_task(cfg)
+    model = make_model(cfg, data)
+    dev = devmod.setup(cfg.train.device, cfg.train.threads)
+    torch.manual_seed(cfg.train.seed)
+    run = store.Run.create(root or store.default_root(), cfg.name)
+    run.write_text("config.toml", cfg.to_toml())
+    run.write_json("env.json", devmod.environment(dev))
+    members = members_for(cfg)
+    snap_w: list[tuple[int, np.ndarray]] = []  # member 0's input weights per snapshot, for figures
+
+    def on_snapshot(step, params):
+        run.write_snapshot(step, params)
+        snap_w.append((step, figures.to_numpy(input_weights(model, params)[0])))
+
+    res = train(model, data, members, cfg.optim, cfg.train, dev,
+                settled=lambda h: settled_mask(h, cfg.analysis), on_snapshot=on_snapshot,
+                on_progress=on_progress)
+    run.write_table("metrics.parquet", long_metrics(res, members))
+    modular = cfg.task.kind == "modular"
+    w_final = input_weights(model, res.params)  # (M, p or d_in, H)
+    models = []
+    for i, m in enumerate(members):
+        s = {"seed": m.seed, **member_summary(res.steps, res.metrics, i, cfg.analysis)}
+        if modular:
+            fa = fourier.analyze(figures.to_numpy(w_final[i]), cfg.analysis.freq_threshold)
+            s.update(key_frequencies=fa["key_frequencies"], gini=fa["gini"])
+        else:
+            w = np.abs(figures.to_numpy(w_final[i])).sum(1)  # (d_in,) weight mass per input
+            s.update(key_frequencies=[], relevant_weight_share=float(w[: cfg.task.k_bits].sum() / w.sum()))
+        s["stopped_early_at"] = int(res.stopped_at[i]) if res.stopped_at[i] >= 0 else None
+        models.append(s)
+    run.write_table("members.parquet", members_table(cfg, members, models))
+    figs = draw(cfg, res, models, snap_w, run.path / "figures")
+    counts = {o: sum(s["outcome"] == o for s in models) for o in OUTCOMES}
+    summary = {
+        "lab": "grokking", "preset": cfg.name, "run_dir": str(run.path), "run_id": run.id,
+        "wall_s": round(time.perf_counter() - t0, 3), "train_wall_s": round(res.wall_s, 3),
+        "model_steps": res.model_steps, "outcome_counts": counts, "figures": [str(f) for f in figs],
+        "models": models,
+    }
+    run.write_json("summary.json", summary)
+    run.complete()
+    return summary
+
+
+def input_weights(model, params) -> torch.Tensor:
+    """Per-token (modular) or per-input-bit (parity) weights into the hidden layer. # (M, in, H)"""
+    if hasattr(model, "input_weights"):
+        return model.input_weights(params)
+    return params["w1"]
+
+
+def members_table(cfg: Config, members: list[Member], models: list[dict]) -> dict[str, list]:
+    keys = ("outcome", "step_memorized", "step_generalized", "train_acc", "test_acc", "train_loss",
+            "test_loss", "last_step")
+    cols = {"member": list(range(len(members))), "seed": [m.seed for m in members],
+            "lr": [m.lr for m in members], "weight_decay": [m.weight_decay for m in members],
+            "init_scale": [m.init_scale for m in members],
+            "task": [cfg.task.kind] * len(members), "p": [cfg.task.p] * len(members),
+            "op": [cfg.task.op] * len(members), "hidden": [cfg.model.hidden] * len(members),
+            "decay": [cfg.optim.decay] * len(members)}
+    for k in keys:
+        cols[k] = [s[k] for s in models]
+    cols["key_frequencies"] = [",".join(map(str, s["key_frequencies"])) for s in models]
+    return cols
+
+
+def draw(cfg: Config, res: TrainResult, models: list[dict], snap_w, out: Path) -> list[Path]:
+    title = cfg.name
+    figs = [figures.curves(res.steps, res.metrics, models, out / "curves.png", title)]
+    if snap_w and cfg.task.kind == "modular":
+        figs.append(figures.weight_heatmaps(snap_w, out / "weights.png", cfg.analysis.freq_threshold, title))
+        figs.append(figures.spectrum_figure(snap_w[-1][1], out / "spectrum.png", title,
+                                            models[0]["key_frequencies"]))
+    if snap_w and cfg.task.kind == "parity":
+        figs.append(figures.parity_weights(snap_w, cfg.task.k_bits, out / "parity_weights.png", title))
+    if len(models) > 1:
+        figs.append(figures.step_distribution(models, out / "step_generalized.png", title))
+    return figs

@@ -1,0 +1,54 @@
+"""Ensemble models: every parameter has a leading member axis M; forward maps shared inputs to
+per-member logits (M, N, C). Models are functional: `init(seeds, scales) -> params`,
+`forward(params, x) -> logits`, so the engine can select, snapshot and optimize members freely."""
+
+from __future__ import annotations
+
+import torch
+
+
+def make_model(cfg, data):
+    """The model named by `cfg.model.kind`, sized for `data` (a TaskData)."""
+    from groklab.nn.mlp import BitMLP, PairMLP
+    m = cfg.model
+    if m.kind == "pair_mlp":
+        return PairMLP(n_tokens=data.n_tokens, n_classes=data.n_classes, hidden=m.hidden,
+                       embed_size=m.embed_size, tied=m.tied, act=m.act, init=m.init)
+    return BitMLP(d_in=data.x_train.shape[1], n_classes=data.n_classes, hidden=m.hidden, act=m.act,
+                  init=m.init)
+
+
+def activation(name: str):
+    return {"relu": torch.relu, "gelu": torch.nn.functional.gelu, "tanh": torch.tanh,
+            "quadratic": torch.square}[name]
+
+
+def trunc_normal(shape, std: float, g: torch.Generator) -> torch.Tensor:
+    """Normal(0, std) truncated at ±2 std (haiku's TruncatedNormal)."""
+    t = torch.empty(shape)
+    return torch.nn.init.trunc_normal_(t, std=std, a=-2 * std, b=2 * std, generator=g)
+
+
+def init_weight(shape, fan_in: int, scheme: str, g: torch.Generator, embed: bool = False) -> torch.Tensor:
+    """One member's weight. 'pair': haiku defaults as in PAIR's notebook — embeddings
+    VarianceScaling(2, fan_in, truncated normal), linear layers TruncatedNormal(1/sqrt(fan_in)).
+    'torch': nn.Embedding N(0, 1) and nn.Linear's U(±1/sqrt(fan_in))."""
+    if scheme == "pair":
+        std = (2.0 / fan_in) ** 0.5 / 0.87962566103423978 if embed else fan_in**-0.5
+        return trunc_normal(shape, std, g)
+    if embed:
+        return torch.randn(shape, generator=g)
+    bound = fan_in**-0.5
+    return torch.rand(shape, generator=g) * 2 * bound - bound
+
+
+def init_members(specs: list[tuple[str, tuple, int, bool]], seeds: list[int], scales: torch.Tensor,
+                 scheme: str) -> dict[str, torch.Tensor]:
+    """Stack per-member inits. specs: (name, shape, fan_in, is_embedding) in creation order.
+    Member i draws its weights from a generator seeded with seeds[i], exactly as a lone model would."""
+    out: dict[str, list[torch.Tensor]] = {name: [] for name, *_ in specs}
+    for seed, scale in zip(seeds, scales.tolist()):
+        g = torch.Generator().manual_seed(int(seed))
+        for name, shape, fan_in, embed in specs:
+            out[name].append(init_weight(shape, fan_in, scheme, g, embed) * scale)
+    return {k: torch.stack(v) for k, v in out.items()}
