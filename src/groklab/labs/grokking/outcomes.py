@@ -26,7 +26,8 @@ def classify(train_loss: np.ndarray, test_loss: np.ndarray, fail_loss: float = 1
         return "fail"
     if te.min() > memorize_loss:
         return "memorize"
-    ratio = te / np.maximum(tr, np.finfo(float).tiny)
+    with np.errstate(over="ignore"):
+        ratio = te / np.maximum(tr, np.finfo(float).tiny)
     return "direct" if ratio.max() < direct_ratio else "grok"
 
 

@@ -1,0 +1,94 @@
+"""The grokking CLI at tiny sizes: real training, real files."""
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from groklab import store
+
+from .conftest import groklab, groklab_json
+
+TINY = ["--preset", "demo", "--steps", "300", "--seeds", "2", "--set", "task.p=23",
+        "--set", "model.embed_size=32", "--set", "train.log_every=50"]
+
+
+def test_grok_json_schema_and_run_folder(runs):
+    out = groklab_json("grok", *TINY, runs=runs)
+    assert set(out) == {"run_dir", "wall_s", "models"}
+    assert isinstance(out["wall_s"], float) and len(out["models"]) == 2
+    for m, seed in zip(out["models"], (0, 1)):
+        assert set(m) == {"seed", "train_acc", "test_acc", "step_memorized", "step_generalized", "outcome",
+                          "key_frequencies"}
+        assert m["seed"] == seed and m["outcome"] in {"grok", "memorize", "direct", "fail"}
+        assert 0 <= m["train_acc"] <= 1 and all(isinstance(k, int) for k in m["key_frequencies"])
+    run = store.resolve(out["run_dir"])
+    names = {p.name for p in run.iterdir()}
+    assert {"config.toml", "env.json", "metrics.parquet", "members.parquet", "summary.json", "figures",
+            "snapshots", "COMPLETE"} <= names
+    assert {"curves.png", "weights.png", "spectrum.png", "step_generalized.png"} <= {
+        p.name for p in (run / "figures").iterdir()}
+    env = json.loads((run / "env.json").read_text())
+    assert env["groklab"] and env["torch"] and env["torch_threads"] >= 1
+    t = pq.read_table(run / "metrics.parquet").to_pydict()
+    assert set(t["metric"]) == {"train_loss", "test_loss", "train_acc", "test_acc", "l1_norm", "l2_norm"}
+    assert max(t["step"]) == 300 and set(t["member"]) == {0, 1}
+    assert "p = 23" in (run / "config.toml").read_text()
+
+
+def test_same_command_twice_gives_identical_metrics(runs):
+    a = groklab_json("grok", *TINY, runs=runs)
+    b = groklab_json("grok", *TINY, runs=runs)
+    ta = pq.read_table(f"{a['run_dir']}/metrics.parquet").to_pydict()
+    tb = pq.read_table(f"{b['run_dir']}/metrics.parquet").to_pydict()
+    assert ta == tb
+    assert a["models"] == b["models"]
+
+
+def test_parity_tiny(runs):
+    out = groklab_json("grok", "--preset", "parity-demo", "--steps", "200", "--seeds", "3",
+                       "--set", "data.n_train=200", runs=runs)
+    assert len(out["models"]) == 3 and all(m["key_frequencies"] == [] for m in out["models"])
+    figs = {p.name for p in (store.resolve(out["run_dir"]) / "figures").iterdir()}
+    assert "parity_weights.png" in figs
+
+
+@pytest.mark.parametrize("args,field", [
+    (["--set", "task.p=1"], "task.p"),
+    (["--set", "task.op=div", "--set", "task.p=12"], "task.p"),
+    (["--set", "data.train_fraction=1.5"], "data.train_fraction"),
+    (["--preset", "no-such-preset"], "--preset"),
+    (["--set", "model.nope=3"], "model.nope"),
+    (["--set", "train.device=tpu"], "train.device"),
+    (["--seeds", "0"], "train.seeds"),
+    (["--seeds", "x"], "--seeds"),
+])
+def test_bad_input_one_line_exit_2_no_run_folder(runs, args, field):
+    proc = groklab("grok", *args, runs=runs, check=False)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and field in lines[0] and "Traceback" not in proc.stderr
+    assert proc.stdout == ""
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_runs_list_show_query(runs):
+    out = groklab_json("grok", *TINY, runs=runs)
+    run_id = out["run_dir"].rsplit("/", 1)[1]
+    listed = groklab_json("runs", "list", runs=runs)
+    assert [r["id"] for r in listed] == [run_id] and listed[0]["complete"]
+    shown = groklab_json("runs", "show", run_id, runs=runs)
+    assert shown["models"][0]["seed"] == 0 and shown["lab"] == "grokking"
+    rows = groklab_json("runs", "query", "SELECT seed, outcome FROM members ORDER BY seed", runs=runs)
+    assert [r["seed"] for r in rows] == [0, 1]
+    human = groklab("runs", "list", runs=runs).stdout
+    assert run_id[:15] in human and "complete" in human
+
+
+def test_killed_run_never_looks_complete(runs):
+    run = store.Run.create(runs, "killed")
+    run.write_text("config.toml", "")
+    listed = groklab_json("runs", "list", runs=runs)
+    assert listed[0]["complete"] is False
+    proc = groklab("runs", "show", run.id, runs=runs, check=False)
+    assert proc.returncode == 2 and "incomplete" in proc.stderr

@@ -1,0 +1,57 @@
+import pytest
+import torch
+
+from groklab import GroklabError
+from groklab.data.modular import all_pairs, apply_op, modular_task
+from groklab.data.parity import parity_task
+
+
+def test_pair_counts_match_pair():
+    assert len(all_pairs(67, "add", only_a_le_b=True)) == 67 * 68 // 2 == 2278
+    assert len(all_pairs(67, "add", only_a_le_b=False)) == 67 * 67
+    assert len(all_pairs(7, "div", only_a_le_b=False)) == 7 * 6  # b = 0 excluded
+
+
+def test_pair_split_sizes_and_determinism():
+    t = modular_task(67, "add", 0.4, True, seed=0)
+    assert len(t.x_train) == 911 and len(t.x_test) == 2278 - 911
+    assert torch.equal(t.x_train, modular_task(67, "add", 0.4, True, seed=0).x_train)
+    assert not torch.equal(t.x_train, modular_task(67, "add", 0.4, True, seed=1).x_train)
+    seen = {tuple(r) for r in t.x_train.tolist()}
+    assert not seen & {tuple(r) for r in t.x_test.tolist()}  # disjoint
+
+
+@pytest.mark.parametrize("op,f", [
+    ("add", lambda a, b, p: (a + b) % p), ("sub", lambda a, b, p: (a - b) % p),
+    ("mul", lambda a, b, p: a * b % p), ("x2+y2", lambda a, b, p: (a * a + b * b) % p),
+    ("x2+xy+y2", lambda a, b, p: (a * a + a * b + b * b) % p), ("x3+xy", lambda a, b, p: (a**3 + a * b) % p),
+])
+def test_ops_elementwise(op, f):
+    p = 11
+    pairs = all_pairs(p, op, False)
+    c = apply_op(op, pairs[:, 0], pairs[:, 1], p)
+    for (a, b), v in zip(pairs.tolist(), c.tolist()):
+        assert v == f(a, b, p)
+
+
+def test_division_inverts_multiplication():
+    p = 13
+    pairs = all_pairs(p, "div", False)
+    c = apply_op("div", pairs[:, 0], pairs[:, 1], p)
+    assert torch.equal((c * pairs[:, 1]) % p, pairs[:, 0])
+
+
+def test_empty_split_rejected():
+    with pytest.raises(GroklabError, match="train_fraction"):
+        modular_task(3, "add", 0.01, True, 0)
+
+
+def test_parity_labels_and_bias():
+    t = parity_task(n_bits=30, k_bits=3, n_train=500, n_test=100, bias_column=True, seed=3)
+    assert t.x_train.shape == (500, 31) and t.x_test.shape == (100, 31)
+    assert torch.all(t.x_train[:, -1] == 1)
+    bits = (t.x_train[:, :30] > 0).long()
+    assert torch.equal(t.y_train, bits[:, :3].sum(1) % 2)
+    assert set(t.x_train[:, :30].unique().tolist()) == {-1.0, 1.0}
+    t2 = parity_task(30, 3, 500, 100, True, 3)
+    assert torch.equal(t.x_train, t2.x_train) and torch.equal(t.y_test, t2.y_test)
