@@ -80,8 +80,9 @@ class Run:
         _atomic_write(p, lambda t: pq.write_table(table, t))
         return p
 
-    def write_snapshot(self, step: int, params: dict[str, torch.Tensor]) -> Path:
-        p = self.path / "snapshots" / f"step_{step:07d}.safetensors"
+    def write_snapshot(self, step: int, params: dict[str, torch.Tensor], name: str | None = None) -> Path:
+        """Weights of all members at `step` (file step_XXXXXXX, or `name` for e.g. the final weights)."""
+        p = self.path / "snapshots" / f"{name or f'step_{step:07d}'}.safetensors"
         tensors = {k: v.detach().cpu().contiguous() for k, v in params.items()}
         _atomic_write(p, lambda t: save_file(tensors, str(t), metadata={"step": str(step)}))
         return p

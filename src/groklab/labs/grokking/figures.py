@@ -49,10 +49,25 @@ def _sorted_neurons(w_final: np.ndarray, threshold: float) -> np.ndarray:
     return np.lexsort((nf["phase"], nf["top"]))
 
 
-def weight_heatmaps(snaps: list[tuple[int, np.ndarray]], out: Path, threshold: float, title: str) -> Path:
+def pick_snapshots(steps: list[int], summary: dict | None, n: int = 6) -> list[int]:
+    """Indices of snapshots to show: start, memorized, on the way, just before and after generalizing,
+    final — or evenly spread when the member never generalized."""
+    last = len(steps) - 1
+    mem, gen = (summary or {}).get("step_memorized"), (summary or {}).get("step_generalized")
+    if mem is None or gen is None:
+        return sorted(set(np.linspace(0, last, min(n, len(steps))).round().astype(int).tolist()))
+
+    def at(step):  # last snapshot at or before `step`
+        return max([i for i, s in enumerate(steps) if s <= step] or [0])
+    mid = int(np.sqrt(max(mem, 1) * max(gen, 1)))
+    return sorted({0, at(mem), at(mid), at(gen * 0.8), at(gen), last})
+
+
+def weight_heatmaps(snaps: list[tuple[int, np.ndarray]], out: Path, threshold: float, title: str,
+                    summary: dict | None = None) -> Path:
     """Collapsed input weights (token × neuron) at several snapshot steps, neurons sorted by their
     final dominant frequency then phase: noise at first, periodic bands after generalizing (PAIR)."""
-    pick = [snaps[i] for i in np.unique(np.linspace(0, len(snaps) - 1, min(6, len(snaps))).astype(int))]
+    pick = [snaps[i] for i in pick_snapshots([s for s, _ in snaps], summary)]
     order = _sorted_neurons(snaps[-1][1], threshold)
     fig, axes = plot.subplots(1, len(pick), w=2.4, h=3.4)
     for ax, (step, w) in zip(axes[0], pick):

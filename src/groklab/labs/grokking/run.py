@@ -59,8 +59,12 @@ def run_grok(cfg: Config, root: Path | str | None = None, on_progress=None) -> d
                 settled=lambda h: settled_mask(h, cfg.analysis), on_snapshot=on_snapshot,
                 on_progress=on_progress)
     run.write_table("metrics.parquet", long_metrics(res, members))
-    modular = cfg.task.kind == "modular"
+    last = int(res.stopped_at[0]) if res.stopped_at[0] >= 0 else int(res.steps[-1])
+    run.write_snapshot(last, res.params, name="final")  # every member's last weights
     w_final = input_weights(model, res.params)  # (M, p or d_in, H)
+    if cfg.train.snapshots:
+        snap_w = [(s, w) for s, w in snap_w if s < last] + [(last, figures.to_numpy(w_final[0]))]
+    modular = cfg.task.kind == "modular"
     models = []
     for i, m in enumerate(members):
         s = {"seed": m.seed, **member_summary(res.steps, res.metrics, i, cfg.analysis)}
@@ -112,7 +116,8 @@ def draw(cfg: Config, res: TrainResult, models: list[dict], snap_w, out: Path) -
     title = cfg.name
     figs = [figures.curves(res.steps, res.metrics, models, out / "curves.png", title)]
     if snap_w and cfg.task.kind == "modular":
-        figs.append(figures.weight_heatmaps(snap_w, out / "weights.png", cfg.analysis.freq_threshold, title))
+        figs.append(figures.weight_heatmaps(snap_w, out / "weights.png", cfg.analysis.freq_threshold, title,
+                                            models[0]))
         figs.append(figures.spectrum_figure(snap_w[-1][1], out / "spectrum.png", title,
                                             models[0]["key_frequencies"]))
     if snap_w and cfg.task.kind == "parity":
