@@ -1,0 +1,1 @@
+"""Compression lab (seed 002): next-token prediction on n-digit addition as lossless compression."""

@@ -1,0 +1,104 @@
+"""The compression lab's config: addition data, the GPT, AdamW with warm-up + cosine, one-pass training."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import tomli_w
+
+from groklab import GroklabError, config
+from groklab.config import opt
+
+
+@dataclass
+class AddDataConfig:
+    n_digits: int = opt(8, "digits per operand (seed 002: 8)", ge=1, le=17)
+    sampling: str = opt("uniform", "operand distribution: uniform = 0..10^n-1 zero-padded; leading19 = "
+                        "10^(n-1)..10^n-1 as yulundu/compression", choices=("uniform", "leading19"))
+    reverse: bool = opt(False, "write the answer least-significant digit first")
+    seed: int = opt(0, "seed of the fresh training stream (held-out sets use seed + 1e9, + 2e9)", ge=0)
+    val_examples: int = opt(10_000, "fixed held-out set, evaluated every log_every steps and at the end",
+                            ge=1)
+
+
+@dataclass
+class GPTConfig:
+    layers: int = opt(6, "transformer blocks", ge=1)
+    heads: int = opt(6, "attention heads per block", ge=1)
+    width: int = opt(192, "embedding width (d_model)", ge=1)
+    dropout: float = opt(0.0, "dropout (minGPT's default is 0.1; 0 keeps train loss = code length)",
+                         ge=0.0, lt=1.0)
+
+
+@dataclass
+class AddOptimConfig:
+    lr: float = opt(1e-3, "peak learning rate (AdamW)", gt=0.0)
+    min_lr_frac: float = opt(1.0, "final lr as a fraction of the peak (1 = constant after warm-up)",
+                             ge=0.0, le=1.0)
+    warmup: int = opt(0, "linear warm-up steps", ge=0)
+    weight_decay: float = opt(0.1, "AdamW decoupled weight decay on weight matrices", ge=0.0)
+    beta1: float = opt(0.9, "Adam beta1", ge=0.0, lt=1.0)
+    beta2: float = opt(0.98, "Adam beta2", ge=0.0, lt=1.0)
+    grad_clip: float = opt(1.0, "clip the gradient norm to this (0 = no clipping)", ge=0.0)
+
+
+@dataclass
+class AddTrainConfig:
+    steps: int = opt(20_000, "optimizer steps; each sees batch_size fresh examples (one pass)", ge=1)
+    batch_size: int = opt(512, "fresh examples per step", ge=1)
+    seed: int = opt(0, "model init seed", ge=0)
+    log_every: int = opt(250, "evaluate the held-out set every k steps", ge=1)
+    eval_batch: int = opt(2000, "examples per forward pass in evaluation and coding", ge=1)
+    device: str = opt("auto", "where to train", choices=("auto", "cpu", "cuda"))
+    threads: int = opt(0, "torch CPU threads (0 = all cores)", ge=0)
+
+
+@dataclass
+class CompressConfig:
+    """The compression lab's root config (seed 002)."""
+
+    lab: ClassVar[str] = "compression"
+    name: str = "custom"
+    description: str = ""
+    source: str = ""
+    data: AddDataConfig = field(default_factory=AddDataConfig)
+    model: GPTConfig = field(default_factory=GPTConfig)
+    optim: AddOptimConfig = field(default_factory=AddOptimConfig)
+    train: AddTrainConfig = field(default_factory=AddTrainConfig)
+
+    def to_dict(self) -> dict:
+        return {"lab": self.lab, **dataclasses.asdict(self)}
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.to_dict())
+
+    def check(self) -> None:
+        m = self.model
+        if m.width % m.heads:
+            raise GroklabError(f"model.width: must be divisible by model.heads ({m.heads}), got {m.width}")
+        if self.optim.warmup > self.train.steps:
+            raise GroklabError(f"optim.warmup: at most train.steps ({self.train.steps}), got {self.optim.warmup}")
+
+    def fmt(self):
+        """The data generator (groklab.data.addition.Addition)."""
+        from groklab.data.addition import Addition
+
+        d = self.data
+        return Addition(d.n_digits, d.sampling, d.reverse)
+
+    def shape(self):
+        """The GPT's shape (groklab.nn.gpt.GPTShape)."""
+        from groklab.nn.gpt import GPTShape
+
+        m = self.model
+        return GPTShape(vocab=14, block=self.fmt().seq_len - 1, layers=m.layers, heads=m.heads,
+                        width=m.width, dropout=m.dropout)
+
+
+config.ROOTS.append(CompressConfig)
+
+
+def load(preset=None, config_file=None, overrides=(), **cli) -> CompressConfig:
+    return config.load_config(preset, config_file, list(overrides), cls=CompressConfig, **cli)
