@@ -23,6 +23,9 @@ runs_app = typer.Typer(no_args_is_help=True, help="Inspect the run store.")
 bench_app = typer.Typer(no_args_is_help=True, help="Measure speed (results go to BENCHMARKS.md).")
 app.add_typer(runs_app, name="runs")
 app.add_typer(bench_app, name="bench")
+from groklab.labs.compression.cli import compress_app  # noqa: E402
+
+app.add_typer(compress_app, name="compress")
 err = Console(stderr=True)
 out = Console()
 
