@@ -12,7 +12,7 @@ from groklab.config import load_config
 from groklab.data import make_task
 from groklab.engine import device as devmod
 from groklab.engine.optim import BatchedOptimizer
-from groklab.engine.trainer import member_losses, train_step
+from groklab.engine.trainer import loss_kwargs, member_losses, train_step
 from groklab.nn import make_model
 from groklab.nn.reference import PairMLPReference, member_params
 
@@ -47,7 +47,7 @@ def engine_benchmark(models: int, steps: int, loop_models: int, threads: int, de
     x, y = data.x_train, data.y_train
 
     def step():
-        train_step(model, params, opt, x, y, cfg.train.loss)
+        train_step(model, params, opt, x, y, loss_kwargs(cfg.train))
 
     with FlopCounterMode(display=False) as fc:
         step()

@@ -23,7 +23,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-MOD_OPS = ("add", "sub", "mul", "div", "x2+y2", "x2+xy+y2", "x3+xy")
+MOD_OPS = ("add", "sub", "mul", "div", "x2+y2", "x2+xy+y2", "x3+xy", "x2+xy+y2+x", "x3+xy2+y", "s5")
 
 
 def opt(default, help: str, *, choices=None, ge=None, gt=None, le=None, lt=None):
@@ -38,7 +38,8 @@ def opt(default, help: str, *, choices=None, ge=None, gt=None, le=None, lt=None)
 class TaskConfig:
     kind: str = opt("modular", "which task generates the data", choices=("modular", "parity"))
     p: int = opt(67, "modulus of the modular task (a ∘ b mod p)", ge=2)
-    op: str = opt("add", "modular operation", choices=MOD_OPS)
+    op: str = opt("add", "modular operation (Power et al.); s5 = composition of permutations of 5 items, "
+                  "120 tokens, p ignored", choices=MOD_OPS)
     n_bits: int = opt(30, "parity: number of input bits", ge=1)
     k_bits: int = opt(3, "parity: the label is the parity of the first k bits", ge=1)
     bias_column: bool = opt(False, "parity: append a constant-1 input column as a bias (PAIR)")
@@ -55,13 +56,20 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    kind: str = opt("pair_mlp", "architecture", choices=("pair_mlp", "mlp"))
+    kind: str = opt("pair_mlp", "architecture", choices=("pair_mlp", "mlp", "transformer"))
     hidden: int = opt(24, "hidden neurons", ge=1)
     embed_size: int = opt(0, "pair_mlp: width of the factored embedding (0 = no factoring)", ge=0)
     tied: bool = opt(True, "pair_mlp: output weights are the transposed embedding")
     act: str = opt("relu", "hidden activation", choices=("relu", "gelu", "tanh", "quadratic"))
     init: str = opt("pair", "initializer", choices=("pair", "torch"))
     init_scale: float = opt(1.0, "multiplies every initial weight (Omnigrok's alpha)", gt=0.0)
+    fixed_embed: str = opt("none", "pair_mlp: 'fourier' fixes the embedding to cos/sin(2πi/p) (PAIR's "
+                           "5-neuron construction; set embed_size = 2)", choices=("none", "fourier"))
+    d_model: int = opt(128, "transformer: residual width", ge=1)
+    n_heads: int = opt(4, "transformer: attention heads (d_model divisible by n_heads)", ge=1)
+    d_mlp: int = opt(512, "transformer: MLP width", ge=1)
+    n_layers: int = opt(1, "transformer: blocks", ge=1)
+    layernorm: bool = opt(False, "transformer: LayerNorm before attention/MLP (Nanda: none)")
 
 
 @dataclass
@@ -75,6 +83,14 @@ class OptimConfig:
     beta2: float = opt(0.98, "Adam beta2", ge=0.0, lt=1.0)
     eps: float = opt(1e-8, "Adam epsilon", gt=0.0)
     momentum: float = opt(0.0, "SGD momentum", ge=0.0, lt=1.0)
+    warmup: int = opt(0, "linear learning-rate warm-up steps (Power et al.: 10)", ge=0)
+    grokfast: str = opt("none", "gradient filter (Lee et al. 2024): ema h←αh+(1−α)g, g←g+λh; "
+                        "ma g←g+λ·mean(last w grads)", choices=("none", "ema", "ma"))
+    grokfast_alpha: float = opt(0.98, "Grokfast EMA momentum α", ge=0.0, lt=1.0)
+    grokfast_lambda: float = opt(2.0, "Grokfast amplification λ (EMA default 2, MA default 5)", ge=0.0)
+    grokfast_window: int = opt(100, "Grokfast MA window w", ge=1)
+    orthograd: bool = opt(False, "⊥Grad (Prieto et al. 2025): drop the gradient component parallel to each "
+                          "member's weights")
 
 
 @dataclass
@@ -90,6 +106,12 @@ class TrainConfig:
     early_stop: bool = opt(True, "stop members whose outcome is settled (see analysis)")
     device: str = opt("auto", "where to train", choices=("auto", "cpu", "cuda"))
     threads: int = opt(0, "torch CPU threads (0 = all cores)", ge=0)
+    softmax: str = opt("softmax", "output normalization: softmax, or StableMax s(x)=x+1 (x>=0), 1/(1-x) (x<0) "
+                       "(Prieto et al. 2025)", choices=("softmax", "stablemax"))
+    logits_dtype: str = opt("float32", "dtype of logits and the loss (float64 avoids softmax collapse)",
+                            choices=("float32", "float64"))
+    progress_every: int = opt(0, "log progress measures (Fourier key freqs, restricted/excluded loss, Gini, "
+                              "weight norm) every k steps; 0 = off", ge=0)
 
 
 @dataclass
@@ -134,8 +156,13 @@ class Config:
             raise GroklabError(f"task.k_bits: must be <= task.n_bits ({t.n_bits}), got {t.k_bits}")
         if t.kind == "parity" and self.model.kind != "mlp":
             raise GroklabError("model.kind: the parity task needs 'mlp'")
-        if t.kind == "modular" and self.model.kind != "pair_mlp":
-            raise GroklabError("model.kind: the modular task needs 'pair_mlp'")
+        if t.kind == "modular" and self.model.kind not in ("pair_mlp", "transformer"):
+            raise GroklabError("model.kind: the modular task needs 'pair_mlp' or 'transformer'")
+        if self.model.fixed_embed == "fourier" and self.model.embed_size != 2:
+            raise GroklabError(f"model.embed_size: the fixed Fourier embedding is 2 wide, got {self.model.embed_size}")
+        if self.model.kind == "transformer" and self.model.d_model % self.model.n_heads:
+            raise GroklabError(f"model.n_heads: must divide model.d_model ({self.model.d_model}), "
+                               f"got {self.model.n_heads}")
         if t.kind == "parity" and t.n_bits < 60 and d.n_train > 2**t.n_bits:
             raise GroklabError(f"data.n_train: at most 2**task.n_bits = {2**t.n_bits}, got {d.n_train}")
 

@@ -20,7 +20,7 @@ def _batched(model, data, name, decay, steps, momentum=0.0):
     opt = BatchedOptimizer(params, name, torch.tensor(LRS), torch.tensor(WDS), decay, (0.9, 0.98), 1e-8,
                            momentum)
     for _ in range(steps):
-        train_step(model, params, opt, data.x_train, data.y_train, "ce")
+        train_step(model, params, opt, data.x_train, data.y_train, {})
     return init, params
 
 
@@ -88,6 +88,6 @@ def test_members_do_not_interact():
     opt = BatchedOptimizer(params, "adamw", torch.tensor([LRS[0], LRS[2]]), torch.tensor([WDS[0], WDS[2]]),
                            "l2", (0.9, 0.98), 1e-8)
     for _ in range(10):
-        train_step(model, params, opt, data.x_train, data.y_train, "ce")
+        train_step(model, params, opt, data.x_train, data.y_train, {})
     for k in params:
         torch.testing.assert_close(params[k].detach(), full[k][[0, 2]].detach(), rtol=1e-6, atol=1e-7)

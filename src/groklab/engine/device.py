@@ -22,8 +22,8 @@ def tune_cpu_allocator() -> bool:
     ops 3-8x faster on this kind of machine (BENCHMARKS.md). No-op where glibc is absent.
     """
     global _ALLOCATOR_TUNED
-    if _ALLOCATOR_TUNED:
-        return True
+    if _ALLOCATOR_TUNED or os.environ.get("GROKLAB_ALLOCATOR") == "default":  # benchmark switch
+        return _ALLOCATOR_TUNED
     try:
         libc = ctypes.CDLL("libc.so.6")
         m_trim, m_top_pad, m_mmap = -1, -2, -3

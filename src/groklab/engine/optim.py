@@ -11,6 +11,8 @@ missing (old torch) it falls back to the same math written with tensor ops.
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 
@@ -22,8 +24,9 @@ def _per_member(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 class BatchedOptimizer:
     def __init__(self, params: dict[str, torch.Tensor], name: str, lr: torch.Tensor, wd: torch.Tensor,
                  decay: str = "l2", betas: tuple[float, float] = (0.9, 0.98), eps: float = 1e-8,
-                 momentum: float = 0.0):
+                 momentum: float = 0.0, warmup: int = 0):
         self.name, self.decay, self.betas, self.eps, self.momentum = name, decay, betas, eps, momentum
+        self.warmup = warmup
         self.lr = lr.to(torch.float64)  # (M,) float64 so per-member scalars round like Python floats
         self.wd = wd.to(torch.float64)  # (M,)
         self.t = 0
@@ -43,12 +46,12 @@ class BatchedOptimizer:
             for k in st:
                 st[k] = st[k][idx]
 
-    _fused_ok = hasattr(torch, "_fused_adamw_")
+    _fused_ok = hasattr(torch, "_fused_adamw_") and os.environ.get("GROKLAB_FUSED_ADAM") != "0"  # bench switch
 
     def _groups(self) -> list[tuple[float, float, list[int]]]:
         """Members sharing (lr, wd): [(lr, wd, member indices)]."""
         groups: dict[tuple[float, float], list[int]] = {}
-        for i, key in enumerate(zip(self.lr.tolist(), self.wd.tolist())):
+        for i, key in enumerate(zip((self.lr * self._lr_factor()).tolist(), self.wd.tolist())):
             groups.setdefault(key, []).append(i)
         return [(lr, wd, idx) for (lr, wd), idx in groups.items()]
 
@@ -71,6 +74,10 @@ class BatchedOptimizer:
             kernel(ps, gs, ms, vs, [], [step] * len(ps), lr=lr, beta1=self.betas[0], beta2=self.betas[1],
                    weight_decay=0.0 if l1 else wd, eps=self.eps, amsgrad=False, maximize=False)
 
+    def _lr_factor(self) -> float:
+        """Linear warm-up: lr · min(1, t / warmup)."""
+        return min(1.0, self.t / self.warmup) if self.warmup else 1.0
+
     @torch.no_grad()
     def step(self, params: dict[str, torch.Tensor], grads: dict[str, torch.Tensor]) -> None:
         self.t += 1
@@ -84,11 +91,11 @@ class BatchedOptimizer:
         for k, p in params.items():
             g, st = grads[k], self.state[k]
             dev, dt = p.device, p.dtype
-            lr = _per_member(self.lr, p)
+            lr = _per_member(self.lr * self._lr_factor(), p)
             if self.decay == "l1":
                 g = g + _per_member(self.wd, p).to(dev, dt) * torch.sign(p)
             elif bool((self.wd > 0).any()):
-                p.mul_(_per_member(1 - self.lr * self.wd, p).to(dev, dt))
+                p.mul_((1 - lr * _per_member(self.wd, p)).to(dev, dt))
             if self.name == "adamw":
                 st["m"].lerp_(g, 1 - b1)
                 st["v"].mul_(b2).addcmul_(g, g, value=1 - b2)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from groklab.engine.interventions import GradTransforms
 from groklab.engine.optim import BatchedOptimizer
 
 METRICS = ("train_loss", "test_loss", "train_acc", "test_acc", "l1_norm", "l2_norm")
@@ -48,15 +49,30 @@ def snapshot_steps(total: int, n: int) -> list[int]:
     return sorted({0, *np.unique(np.geomspace(1, total, n).round().astype(int)).tolist()})
 
 
-def member_losses(logits: torch.Tensor, y: torch.Tensor, reduction: str) -> torch.Tensor:
-    """Mean cross-entropy per member. logits (M, N, C), y (N,) -> (M,). 'pair' divides by C."""
+def stablemax_log_probs(logits: torch.Tensor) -> torch.Tensor:
+    """log StableMax: s(x) = x + 1 for x >= 0, 1 / (1 - x) for x < 0, normalized over the last axis."""
+    s = torch.where(logits >= 0, logits + 1, 1 / (1 - logits.clamp_max(0)))
+    return s.log() - s.sum(-1, keepdim=True).log()
+
+
+def member_losses(logits: torch.Tensor, y: torch.Tensor, reduction: str = "ce", softmax: str = "softmax",
+                  dtype: str = "float32") -> torch.Tensor:
+    """Mean cross-entropy per member. logits (M, N, C), y (N,) -> (M,). 'pair' divides by C.
+    `softmax='stablemax'` swaps exp for StableMax; `dtype='float64'` computes the loss in float64."""
     m, n, c = logits.shape
-    ce = F.cross_entropy(logits.reshape(m * n, c), y.repeat(m), reduction="none").view(m, n).mean(1)
+    if dtype == "float64":
+        logits = logits.double()
+    if softmax == "stablemax":
+        logp = stablemax_log_probs(logits)  # (M, N, C)
+        ce = -logp.gather(-1, y.expand(m, n).unsqueeze(-1)).squeeze(-1).mean(1)
+    else:
+        ce = F.cross_entropy(logits.reshape(m * n, c), y.repeat(m), reduction="none").view(m, n).mean(1)
+    ce = ce.float() if dtype == "float64" else ce
     return ce / c if reduction == "pair" else ce
 
 
 @torch.no_grad()
-def evaluate(model, params, x, y, reduction: str, max_elems: int = 2**25) -> tuple[torch.Tensor, torch.Tensor]:
+def evaluate(model, params, x, y, loss_kw: dict, max_elems: int = 2**25) -> tuple[torch.Tensor, torch.Tensor]:
     """(loss, acc) per member, chunked over members to bound memory. -> (M,), (M,)"""
     m = next(iter(params.values())).shape[0]
     chunk = max(1, max_elems // max(1, len(x) * 64))
@@ -64,26 +80,36 @@ def evaluate(model, params, x, y, reduction: str, max_elems: int = 2**25) -> tup
     for s in range(0, m, chunk):
         sub = {k: v[s:s + chunk] for k, v in params.items()}
         logits = model.forward(sub, x)  # (m_chunk, N, C)
-        losses.append(member_losses(logits, y, reduction))
+        losses.append(member_losses(logits, y, **loss_kw))
         accs.append((logits.argmax(-1) == y).float().mean(1))
     return torch.cat(losses), torch.cat(accs)
 
 
+def loss_kwargs(train_cfg) -> dict:
+    return {"reduction": train_cfg.loss, "softmax": train_cfg.softmax, "dtype": train_cfg.logits_dtype}
+
+
 def train_step(model, params: dict[str, torch.Tensor], opt: BatchedOptimizer, x: torch.Tensor,
-               y: torch.Tensor, reduction: str) -> torch.Tensor:
+               y: torch.Tensor, loss_kw: dict, transforms: GradTransforms | None = None) -> torch.Tensor:
     """One optimizer step for every member. Summing member losses gives each member its own gradient.
     Returns the per-member training loss before the step. # (M,)"""
-    losses = member_losses(model.forward(params, x), y, reduction)  # (M,)
-    grads = torch.autograd.grad(losses.sum(), list(params.values()))
-    opt.step(params, dict(zip(params, grads)))
+    losses = member_losses(model.forward(params, x), y, **loss_kw)  # (M,)
+    grads = dict(zip(params, torch.autograd.grad(losses.sum(), list(params.values()))))
+    if transforms is not None and transforms.active:
+        grads = transforms(params, grads)
+    opt.step(params, grads)
     return losses.detach()
 
 
 def train(model, data, members: list[Member], optim, train_cfg, device: torch.device,
           settled: Callable[[dict[str, np.ndarray]], np.ndarray] | None = None,
           on_snapshot: Callable[[int, dict[str, torch.Tensor]], None] | None = None,
-          on_progress: Callable[[int, int], None] | None = None) -> TrainResult:
-    """Train all members for `train_cfg.steps` steps (or until every member is settled)."""
+          on_progress: Callable[[int, int], None] | None = None,
+          on_log: Callable[[int, dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None) -> TrainResult:
+    """Train all members for `train_cfg.steps` steps (or until every member is settled).
+
+    on_log(step, params) may return extra per-member metrics {name: (M_active,)} to log with the others
+    (e.g. progress measures)."""
     t0 = time.perf_counter()
     n_all = len(members)
     scales = torch.tensor([m.init_scale for m in members])
@@ -91,7 +117,9 @@ def train(model, data, members: list[Member], optim, train_cfg, device: torch.de
               for k, v in model.init([m.seed for m in members], scales).items()}
     opt = BatchedOptimizer(params, optim.name, torch.tensor([m.lr for m in members]),
                            torch.tensor([m.weight_decay for m in members]), optim.decay,
-                           (optim.beta1, optim.beta2), optim.eps, optim.momentum)
+                           (optim.beta1, optim.beta2), optim.eps, optim.momentum, optim.warmup)
+    transforms = GradTransforms(params, optim)
+    loss_kw = loss_kwargs(train_cfg)
     data = data.to(device)
     active = torch.arange(n_all)  # indices (into members) of the members still training
     full = {k: v.detach().cpu().clone() for k, v in params.items()}  # (M_all, ...) frozen copies
@@ -112,12 +140,17 @@ def train(model, data, members: list[Member], optim, train_cfg, device: torch.de
 
     def log(step: int, li: int) -> None:
         p = {k: v.detach() for k, v in params.items()}
-        tr_loss, tr_acc = evaluate(model, p, data.x_train, data.y_train, train_cfg.loss)
-        te_loss, te_acc = evaluate(model, p, data.x_test, data.y_test, train_cfg.loss)
+        tr_loss, tr_acc = evaluate(model, p, data.x_train, data.y_train, loss_kw)
+        te_loss, te_acc = evaluate(model, p, data.x_test, data.y_test, loss_kw)
         l1 = sum(v.abs().flatten(1).sum(1) for v in p.values())
         l2 = sum(v.square().flatten(1).sum(1) for v in p.values()).sqrt()
-        for name, val in zip(METRICS, (tr_loss, te_loss, tr_acc, te_acc, l1, l2)):
-            hist[name][active.numpy(), li] = val.double().cpu().numpy()
+        vals = dict(zip(METRICS, (tr_loss, te_loss, tr_acc, te_acc, l1, l2)))
+        if on_log is not None:
+            vals.update(on_log(step, p))
+        for name, val in vals.items():
+            if name not in hist:
+                hist[name] = np.full((n_all, len(log_steps)), np.nan)
+            hist[name][active.numpy(), li] = torch.as_tensor(val).double().cpu().numpy()
 
     li = 0
     for step in range(0, steps_total + 1):
@@ -127,7 +160,7 @@ def train(model, data, members: list[Member], optim, train_cfg, device: torch.de
                 xb, yb = data.x_train[idx], data.y_train[idx]
             else:
                 xb, yb = data.x_train, data.y_train
-            train_step(model, params, opt, xb, yb, train_cfg.loss)
+            train_step(model, params, opt, xb, yb, loss_kw, transforms)
             model_steps += len(active)
         if step in snaps and on_snapshot is not None:
             sync_full()
@@ -145,6 +178,7 @@ def train(model, data, members: list[Member], optim, train_cfg, device: torch.de
                     keep_dev = keep.to(device)
                     params = {k: v.detach()[keep_dev].requires_grad_(True) for k, v in params.items()}
                     opt.select(keep_dev)
+                    transforms.select(keep_dev)
                     if len(active) == 0:
                         break
             if on_progress is not None:

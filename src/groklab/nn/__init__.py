@@ -13,7 +13,7 @@ def make_model(cfg, data):
     m = cfg.model
     if m.kind == "pair_mlp":
         return PairMLP(n_tokens=data.n_tokens, n_classes=data.n_classes, hidden=m.hidden,
-                       embed_size=m.embed_size, tied=m.tied, act=m.act, init=m.init)
+                       embed_size=m.embed_size, tied=m.tied, act=m.act, init=m.init, fixed_embed=m.fixed_embed)
     return BitMLP(d_in=data.x_train.shape[1], n_classes=data.n_classes, hidden=m.hidden, act=m.act,
                   init=m.init)
 

@@ -20,11 +20,23 @@ class PairMLP:
     """
 
     def __init__(self, n_tokens: int, n_classes: int, hidden: int, embed_size: int = 0,
-                 tied: bool = True, act: str = "relu", init: str = "pair"):
+                 tied: bool = True, act: str = "relu", init: str = "pair", fixed_embed: str = "none"):
         if tied and n_classes != n_tokens:
             raise ValueError("tied output needs n_classes == n_tokens")
         self.p, self.c, self.h, self.e, self.tied = n_tokens, n_classes, hidden, embed_size, tied
         self.act_name, self.act, self.init_scheme = act, activation(act), init
+        # PAIR's 5-neuron construction: embedding fixed to (cos, sin)(2πi/p), not trained. # (p, 2)
+        self.fixed = None
+        if fixed_embed == "fourier":
+            ang = 2 * torch.pi * torch.arange(n_tokens, dtype=torch.float64) / n_tokens
+            self.fixed = torch.stack([ang.cos(), ang.sin()], 1).float()
+
+    def _embed(self, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The (M, p, E) embedding: trained, or the fixed one broadcast over members."""
+        if self.fixed is None:
+            return params["embed"]
+        m = next(iter(params.values())).shape[0]
+        return self.fixed.to(next(iter(params.values())).device).expand(m, -1, -1)
 
     def param_specs(self) -> list[tuple[str, tuple, int, bool]]:
         p, h, e, c = self.p, self.h, self.e, self.c
@@ -32,6 +44,8 @@ class PairMLP:
             specs = [("embed", (p, e), p, True), ("w_hidden", (e, h), e, False), ("w_out", (h, e), h, False)]
             if not self.tied:
                 specs.append(("unembed", (e, c), e, True))
+            if self.fixed is not None:
+                specs = specs[1:]
         else:
             specs = [("embed", (p, h), p, True)]
             if not self.tied:
@@ -44,13 +58,13 @@ class PairMLP:
     def input_weights(self, params: dict[str, torch.Tensor]) -> torch.Tensor:
         """Collapsed per-token input weights A. # (M, p, H)"""
         if self.e:
-            return params["embed"] @ params["w_hidden"]
+            return self._embed(params) @ params["w_hidden"]
         return params["embed"]
 
     def output_weights(self, params: dict[str, torch.Tensor]) -> torch.Tensor:
         """Collapsed hidden-to-logit weights U. # (M, H, C)"""
         if self.e:
-            out = params["embed"] if self.tied else params["unembed"].transpose(1, 2)  # (M, C, E)
+            out = self._embed(params) if self.tied else params["unembed"].transpose(1, 2)  # (M, C, E)
             return params["w_out"] @ out.transpose(1, 2)
         return params["embed"].transpose(1, 2) if self.tied else params["unembed"]
 

@@ -1,0 +1,61 @@
+"""Gradient-side interventions, applied per member between backward and the optimizer step.
+
+- Grokfast (Lee et al. 2024). EMA: h ← αh + (1−α)g, g ← g + λh. MA: g ← g + λ·mean(last w gradients).
+  For a slowly varying gradient the EMA filter multiplies it by (1 + λ): λ = 2 roughly triples the
+  effective step of plain SGD; under Adam the normalization absorbs most of that, and what remains is the
+  amplification of the slow (generalizing) gradient direction relative to the fast, noisy one.
+- ⊥Grad (Prieto et al. 2025): g ← g − (⟨g, w⟩ / ⟨w, w⟩) w per member, over all of that member's weights,
+  so no step can just scale the weights up (the naive-loss-minimization direction).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class GradTransforms:
+    """Stateful gradient filters over the member axis; `select` keeps members after early stopping."""
+
+    def __init__(self, params: dict[str, torch.Tensor], optim):
+        self.kind, self.orthograd = optim.grokfast, optim.orthograd
+        self.alpha, self.lam, self.window = optim.grokfast_alpha, optim.grokfast_lambda, optim.grokfast_window
+        self.ema = {k: torch.zeros_like(v) for k, v in params.items()} if self.kind == "ema" else {}
+        self.hist: dict[str, list[torch.Tensor]] = {k: [] for k in params} if self.kind == "ma" else {}
+
+    @property
+    def active(self) -> bool:
+        return self.kind != "none" or self.orthograd
+
+    def select(self, idx: torch.Tensor) -> None:
+        self.ema = {k: v[idx] for k, v in self.ema.items()}
+        self.hist = {k: [g[idx] for g in gs] for k, gs in self.hist.items()}
+
+    @torch.no_grad()
+    def __call__(self, params: dict[str, torch.Tensor], grads: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if self.orthograd:
+            grads = orthogonalize(params, grads)
+        if self.kind == "ema":
+            out = {}
+            for k, g in grads.items():
+                self.ema[k].mul_(self.alpha).add_(g, alpha=1 - self.alpha)
+                out[k] = g + self.lam * self.ema[k]
+            grads = out
+        elif self.kind == "ma":
+            out = {}
+            for k, g in grads.items():
+                h = self.hist[k]
+                h.append(g.clone())
+                if len(h) > self.window:
+                    h.pop(0)
+                # the MA filter (Lee et al.) starts filtering once the window is full
+                out[k] = g + self.lam * torch.stack(h).mean(0) if len(h) == self.window else g
+            grads = out
+        return grads
+
+
+def orthogonalize(params: dict[str, torch.Tensor], grads: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Remove each member's gradient component along its own weight vector (all tensors together)."""
+    dot = sum((grads[k] * p).flatten(1).sum(1) for k, p in params.items())  # (M,)
+    norm2 = sum(p.square().flatten(1).sum(1) for p in params.values())  # (M,)
+    coef = dot / norm2.clamp_min(1e-30)
+    return {k: g - coef.view(-1, *([1] * (g.dim() - 1))) * params[k] for k, g in grads.items()}
