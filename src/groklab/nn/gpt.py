@@ -23,6 +23,21 @@ class GPTShape:
     heads: int = 6
     width: int = 192
     dropout: float = 0.0
+    rope: bool = False  # rotary position embedding on queries and keys (on top of learned positions)
+
+
+def rope_tables(T: int, D: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of the rotary angles pos * 10000^(-2i/D), halves repeated. # each (T, D)"""
+    inv = 10000.0 ** (-torch.arange(0, D, 2, dtype=torch.float32, device=device) / D)  # (D/2,)
+    ang = torch.arange(T, dtype=torch.float32, device=device)[:, None] * inv[None]  # (T, D/2)
+    ang = torch.cat([ang, ang], dim=1)
+    return ang.cos(), ang.sin()
+
+
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotary embedding: rotate each (x_i, x_{i+D/2}) pair by its angle. # (..., T, D)"""
+    x1, x2 = x.chunk(2, dim=-1)
+    return x * cos + torch.cat([-x2, x1], dim=-1) * sin
 
 
 class Block(nn.Module):
@@ -36,10 +51,12 @@ class Block(nn.Module):
         self.out = nn.Linear(4 * s.width, s.width)
         self.drop = nn.Dropout(s.dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, C) -> (B, T, C)
+    def forward(self, x: torch.Tensor, rope=None) -> torch.Tensor:  # (B, T, C) -> (B, T, C)
         B, T, C = x.shape
         q, k, v = self.qkv(self.ln1(x)).split(C, dim=2)  # each (B, T, C)
         q, k, v = (t.view(B, T, self.heads, C // self.heads).transpose(1, 2) for t in (q, k, v))  # (B, H, T, D)
+        if rope is not None:
+            q, k = rotate(q, *rope), rotate(k, *rope)
         p = self.dropout if self.training else 0.0
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p)  # (B, H, T, D)
         x = x + self.drop(self.proj(y.transpose(1, 2).reshape(B, T, C)))
@@ -73,9 +90,19 @@ class GPT(nn.Module):
     def forward(self, idx: torch.Tensor) -> torch.Tensor:  # (B, T) int64 -> (B, T, vocab) logits
         T = idx.shape[1]
         x = self.drop(self.tok(idx) + self.pos(torch.arange(T, device=idx.device)))  # (B, T, C)
+        rope = self._rope(idx.device)
+        rope = (rope[0][:T], rope[1][:T]) if rope else None
         for blk in self.blocks:
-            x = blk(x)
+            x = blk(x, rope)
         return self.head(self.ln(x))
+
+    def _rope(self, device):
+        s = self.shape
+        if not s.rope:
+            return None
+        if getattr(self, "_rope_cache", None) is None or self._rope_cache[0].device != torch.device(device):
+            self._rope_cache = rope_tables(s.block, s.width // s.heads, device)
+        return self._rope_cache
 
     @torch.no_grad()
     def step(self, tok: torch.Tensor, t: int, cache: list[torch.Tensor]) -> torch.Tensor:
@@ -87,10 +114,13 @@ class GPT(nn.Module):
         s = self.shape
         B, H, D = tok.shape[0], s.heads, s.width // s.heads
         x = self.tok(tok) + self.pos.weight[t]  # (B, C)
+        rope = self._rope(tok.device)
         for blk, kv in zip(self.blocks, cache):
-            q, k, v = blk.qkv(blk.ln1(x)).split(s.width, dim=1)  # each (B, C)
-            kv[0, :, :, t], kv[1, :, :, t] = k.view(B, H, D), v.view(B, H, D)  # cache (2, B, H, T, D)
-            att = torch.einsum("bhd,bhtd->bht", q.view(B, H, D), kv[0, :, :, : t + 1]) / math.sqrt(D)  # (B, H, t+1)
+            q, k, v = (u.view(B, H, D) for u in blk.qkv(blk.ln1(x)).split(s.width, dim=1))  # each (B, H, D)
+            if rope:
+                q, k = rotate(q, rope[0][t], rope[1][t]), rotate(k, rope[0][t], rope[1][t])
+            kv[0, :, :, t], kv[1, :, :, t] = k, v  # cache (2, B, H, T, D)
+            att = torch.einsum("bhd,bhtd->bht", q, kv[0, :, :, : t + 1]) / math.sqrt(D)  # (B, H, t+1)
             y = torch.einsum("bht,bhtd->bhd", att.softmax(-1), kv[1, :, :, : t + 1]).reshape(B, s.width)
             x = x + blk.proj(y)
             x = x + blk.out(F.gelu(blk.fc(blk.ln2(x))))

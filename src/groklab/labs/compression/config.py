@@ -28,6 +28,8 @@ class GPTConfig:
     layers: int = opt(6, "transformer blocks", ge=1)
     heads: int = opt(6, "attention heads per block", ge=1)
     width: int = opt(192, "embedding width (d_model)", ge=1)
+    rope: bool = opt(False, "add rotary position embeddings to queries and keys (relative offsets: "
+                     "answer digit i attends to operand digit i at a fixed distance)")
     dropout: float = opt(0.0, "dropout (minGPT's default is 0.1; 0 keeps train loss = code length)",
                          ge=0.0, lt=1.0)
 
@@ -94,7 +96,7 @@ class CompressConfig:
 
         m = self.model
         return GPTShape(vocab=14, block=self.fmt().seq_len - 1, layers=m.layers, heads=m.heads,
-                        width=m.width, dropout=m.dropout)
+                        width=m.width, dropout=m.dropout, rope=m.rope)
 
 
 config.ROOTS.append(CompressConfig)

@@ -74,11 +74,14 @@ def arch_toml(cfg: CompressConfig) -> str:
     """The part of the config a decoder needs (data format and model shape)."""
     import tomli_w
     return tomli_w.dumps({"data": {k: getattr(cfg.data, k) for k in ("n_digits", "sampling", "reverse")},
-                          "model": {k: getattr(cfg.model, k) for k in ("layers", "heads", "width")}})
+                          "model": {k: getattr(cfg.model, k) for k in ("layers", "heads", "width", "rope")}})
 
 
 def load_model(run: str | Path) -> tuple[GPT, CompressConfig, str, Path]:
     """A trained model from a run folder: (model on CPU in eval mode, config, model hash, path)."""
+    p = Path(run)
+    if (p.is_absolute() or p.exists()) and not (p / "config.toml").is_file():
+        raise GroklabError(f"--model: no run {str(run)!r} (not a run folder with config.toml)")
     path = store.resolve(run)
     if not (path / WEIGHTS).is_file():
         raise GroklabError(f"--model: {path} has no {WEIGHTS} (not a finished compression run)")

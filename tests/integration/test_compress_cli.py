@@ -1,0 +1,132 @@
+"""The compression CLI at tiny sizes: real training, real files, real coding."""
+
+import json
+import sys
+
+import pyarrow.parquet as pq
+import pytest
+
+from groklab import cli, store
+
+from .conftest import groklab, groklab_json
+
+TINY = ["--preset", "addition-tiny"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    out = groklab_json("compress", "train", *TINY, runs=runs)
+    return runs, out
+
+
+def test_train_json_and_run_folder(trained):
+    runs, out = trained
+    assert set(out) == {"run_dir", "val_loss", "floor", "exact_match", "steps", "wall_s"}
+    assert out["steps"] == 60 and 0 <= out["exact_match"] <= 1 and out["val_loss"] > out["floor"] > 0
+    run = store.resolve(out["run_dir"])
+    names = {p.name for p in run.iterdir()}
+    assert {"config.toml", "env.json", "metrics.parquet", "model.safetensors", "summary.json", "figures",
+            "COMPLETE"} <= names
+    assert {"loss.png", "exact_match.png", "position_loss.png", "decomposition.png"} <= {
+        p.name for p in (run / "figures").iterdir()}
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["lab"] == "compression" and summary["prequential"]["bits_per_example"] > 0
+    t = pq.read_table(run / "metrics.parquet").to_pydict()
+    assert {"train_loss", "val_loss", "exact_match", "pos_loss", "epistemic"} <= set(t["metric"])
+    assert max(t["step"]) == 60 and max(t["position"]) == 9  # 2 digits: 10 targets
+
+
+def test_same_command_twice_gives_identical_metrics(trained):
+    runs, out = trained
+    again = groklab_json("compress", "train", *TINY, runs=runs)
+    a = pq.read_table(f"{out['run_dir']}/metrics.parquet").to_pydict()
+    b = pq.read_table(f"{again['run_dir']}/metrics.parquet").to_pydict()
+    assert a == b and out["val_loss"] == again["val_loss"]
+
+
+def test_data_encode_decode_compare(trained, tmp_path):
+    runs, out = trained
+    src, z, back = tmp_path / "d.txt", tmp_path / "d.glac", tmp_path / "back.txt"
+    groklab("compress", "data", "--n-examples", "700", "--digits", "2", "--out", src, runs=runs)
+    assert len(src.read_text().splitlines()) == 700
+    enc = groklab_json("compress", "encode", src, z, "--model", out["run_dir"], runs=runs)
+    assert enc["n_examples"] == 700 and z.stat().st_size == enc["bytes_out"]
+    groklab("compress", "decode", z, back, "--model", out["run_dir"], runs=runs)
+    assert back.read_bytes() == src.read_bytes()
+    cmp = groklab_json("compress", "compare", src, "--model", out["run_dir"], runs=runs)
+    assert {"n_examples", "floor_bits_per_example", "bits_per_example", "roundtrip_ok"} <= set(cmp)
+    assert cmp["roundtrip_ok"] is True and cmp["n_examples"] == 700
+    assert {"gzip", "bz2", "xz", "zstd", "model"} <= set(cmp["bits_per_example"])
+
+
+def main(args, runs, monkeypatch, capsys) -> tuple[int, str, str]:
+    """The real entry point in-process (no interpreter start-up): (exit code, stdout, stderr)."""
+    monkeypatch.setenv("GROKLAB_RUNS", str(runs))
+    monkeypatch.setattr(sys, "argv", ["groklab", *map(str, args)])
+    capsys.readouterr()
+    try:
+        cli.main()
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    o, e = capsys.readouterr()
+    return code, o, e
+
+
+def _bad(run, args, needle, outfile=None):
+    code, _, stderr = run(args)
+    assert code == 2, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and lines[0].startswith("error: "), stderr
+    if outfile is not None:
+        assert not outfile.exists() and not list(outfile.parent.glob(f".{outfile.name}*"))
+
+
+def test_bad_inputs(trained, tmp_path, monkeypatch, capsys):
+    runs, out = trained
+    model = out["run_dir"]
+
+    def run(args):
+        return main(args, runs, monkeypatch, capsys)
+
+    good, z, dst = tmp_path / "good.txt", tmp_path / "good.glac", tmp_path / "out.txt"
+    assert run(["compress", "data", "--n-examples", "50", "--digits", "2", "--out", good])[0] == 0
+    assert run(["compress", "encode", good, z, "--model", model])[0] == 0
+    malformed = tmp_path / "malformed.txt"
+    malformed.write_text("s12+34=046e\ns12+34=46e\n")
+    _bad(run, ["compress", "encode", malformed, dst, "--model", model], "line 2 is malformed", dst)
+    nondigit = tmp_path / "nondigit.txt"
+    nondigit.write_text("s12+34=046e\ns1a+34=046e\n")
+    _bad(run, ["compress", "encode", nondigit, dst, "--model", model], "'a' is not in the vocabulary", dst)
+    trunc = tmp_path / "trunc.glac"
+    trunc.write_bytes(z.read_bytes()[:-5])
+    _bad(run, ["compress", "decode", trunc, dst, "--model", model], "truncated", dst)
+    flip = tmp_path / "flip.glac"
+    b = bytearray(z.read_bytes())
+    b[-2] ^= 1
+    flip.write_bytes(bytes(b))
+    _bad(run, ["compress", "decode", flip, dst, "--model", model], "corrupted", dst)
+    code, o, _ = run(["compress", "train", *TINY, "--set", "train.seed=1", "--json"])
+    other = json.loads(o)["run_dir"]
+    _bad(run, ["compress", "decode", z, dst, "--model", other], "wrong model", dst)
+    _bad(run, ["compress", "encode", tmp_path / "missing.txt", dst, "--model", model], "no such file", dst)
+    _bad(run, ["compress", "decode", z, dst, "--model", tmp_path], "no run", dst)
+    _bad(run, ["compress", "decode", good, dst, "--model", model], "bad magic", dst)
+    _bad(run, ["compress", "data", "--n-examples", "0", "--out", dst], "--n-examples", dst)
+    _bad(run, ["compress", "data", "--n-examples", "5", "--sampling", "normal", "--out", dst], "data.sampling", dst)
+    assert not list(tmp_path.glob(".*"))  # no temp files left behind
+
+
+@pytest.mark.parametrize("args,field", [
+    (["--set", "model.width=31"], "model.width"),
+    (["--set", "data.sampling=gauss"], "data.sampling"),
+    (["--set", "data.n_digits=0"], "data.n_digits"),
+    (["--preset", "demo"], "--preset"),
+    (["--set", "optim.warmup=1000"], "optim.warmup"),
+])
+def test_config_errors_leave_no_run(tmp_path, args, field, monkeypatch, capsys):
+    runs = tmp_path / "runs"
+    code, _, stderr = main(["compress", "train", *TINY, *args], runs, monkeypatch, capsys)
+    assert code == 2 and stderr.strip().startswith(f"error: {field}") and len(stderr.strip().splitlines()) == 1
+    assert not runs.exists() or not any(runs.iterdir())
