@@ -101,6 +101,90 @@ def print_grok(summary: dict) -> None:
 
 
 @app.command()
+def compare(preset: str | None = PRESET, intervention: str = typer.Option(..., help="grokfast-ema | grokfast-ma | "
+            "orthograd | stablemax | float64 | l1"),
+            set_: list[str] | None = SET, seeds: int | None = typer.Option(None, help="members (seeds) per arm"),
+            steps: int | None = typer.Option(None, help="optimizer steps"),
+            probe_steps: int = typer.Option(200, help="steps used to measure the effective step size"),
+            out_dir: Path | None = OUT, as_json: bool = JSON):
+    """An intervention vs a baseline with the same weight decay and seeds: steps to 95% test, ratio."""
+    from groklab.labs.grokking.compare import INTERVENTIONS
+    from groklab.labs.grokking.compare import compare as run_compare
+
+    if intervention not in INTERVENTIONS:
+        raise GroklabError(f"--intervention: {intervention!r} is not known; choose one of: {', '.join(INTERVENTIONS)}")
+    if probe_steps < 1:
+        raise GroklabError("--probe-steps: must be >= 1")
+    cfg = config.load_config(preset or "demo", None, set_ or [], train__seeds=seeds, train__steps=steps)
+    prog, update = progress_bar(cfg.train.steps, f"compare {cfg.name} vs +{intervention}", not as_json)
+    with prog:
+        res = run_compare(cfg, intervention, root=out_dir, probe_steps=probe_steps, on_progress=update)
+    if as_json:
+        return emit_json(res)
+    t = Table(title=f"{cfg.name}: baseline vs {intervention} (weight decay {res['weight_decay']} {res['decay']})")
+    for c in ("arm", "generalized", "median step to 95% test", "mean |Δw| per step", "run"):
+        t.add_column(c)
+    for arm in ("baseline", "treated"):
+        r = res[arm]
+        t.add_row(arm, f"{r['generalized']}/{r['members']}", str(r["median_step_generalized"]),
+                  f"{r['step_size']:.3g}", r["run_dir"])
+    out.print(t)
+    sp = f"{res['speedup']:.2f}x" if res["speedup"] else "n/a (an arm never reached 95% test)"
+    out.print(f"speedup in steps to 95% test: {sp}; effective step size x{res['step_size_ratio']:.2f}")
+
+
+@app.command()
+def sweep(preset: str | None = PRESET,
+          config_file: Path | None = typer.Option(None, "--config", help="a sweep TOML file (lab = \"sweep\")"),
+          scale: str = typer.Option("full", help="small | full"),
+          set_: list[str] | None = typer.Option(None, "--set", help="override a base field: section.key=value"),
+          resume: Path | None = typer.Option(None, help="continue a killed sweep folder"),
+          device: str | None = typer.Option(None, help="auto | cpu | cuda"),
+          threads: int | None = typer.Option(None, help="torch threads (default: all cores)"),
+          out_dir: Path | None = OUT, as_json: bool = JSON):
+    """Train a grid of models (any config field, seeds as an axis) grouped into batched ensembles."""
+    from groklab.sweep.grid import parse_spec
+    from groklab.sweep.run import open_resume, run_sweep
+
+    spec = None
+    if resume is None:
+        if config_file is not None:
+            if not config_file.is_file():
+                raise GroklabError(f"--config: no such file {str(config_file)!r}")
+            raw, name = config.read_toml(config_file.read_text(), f"--config {config_file}"), config_file.stem
+        elif preset:
+            raw, name = config.load_preset_raw(preset, "sweep"), preset
+        else:
+            raise GroklabError("--preset: a sweep needs --preset NAME, --config FILE or --resume DIR; sweep "
+                               "presets: " + ", ".join(config.preset_names("sweep")))
+        spec = parse_spec(raw, name, scale, [config.parse_override(s) for s in set_ or []])
+    elif preset or set_ or config_file:
+        raise GroklabError("--resume: takes no --preset/--set; the sweep folder holds its spec")
+    else:
+        _, spec = open_resume(resume)
+    if threads is not None and threads < 0:
+        raise GroklabError("--threads: must be >= 0")
+    if device is not None and device not in ("auto", "cpu", "cuda"):
+        raise GroklabError(f"--device: {device!r} is not allowed; choose one of: auto, cpu, cuda")
+    prog, _ = progress_bar(1, f"sweep {preset or resume}", not as_json)
+    task = prog.task_ids[0]
+
+    def update(done: int, total: int, info: str) -> None:
+        prog.update(task, completed=done, total=total, info=info)
+
+    with prog:
+        summary = run_sweep(spec, out_dir, resume, device, threads, on_progress=update)
+    if as_json:
+        return emit_json(summary)
+    out.print(f"{summary['n_runs']} runs in {summary['groups']} groups, {summary['wall_s']:.1f} s "
+              f"({summary['member_steps_per_s']} member-steps/s)")
+    out.print("outcomes: " + ", ".join(f"{k} {v}" for k, v in summary["outcome_counts"].items()))
+    out.print(f"sweep folder: {summary['run_dir']}")
+    for f in summary["figures"]:
+        out.print(f"figure: {f}")
+
+
+@app.command()
 def presets(as_json: bool = JSON, fields: bool = typer.Option(False, "--fields", help="list every config field")):
     """List the named presets with a one-line description and their source."""
     if fields:
@@ -158,6 +242,24 @@ def runs_show(run: str = typer.Argument(..., help="run folder or run id (prefix)
     if summary.get("lab") == "grokking":
         return print_grok(summary)
     out.print_json(data=summary)
+
+
+@runs_app.command("animate")
+def runs_animate(run: str = typer.Argument(..., help="run folder or run id (prefix)"),
+                 member: int = typer.Option(0, help="which member"), root: Path | None = OUT,
+                 as_json: bool = JSON):
+    """Write an animated GIF of a member's weights across all snapshots (grokking runs)."""
+    from groklab.labs.grokking.run import animate
+
+    path = store.resolve(run, root)
+    if not store.is_complete(path):
+        raise GroklabError(f"RUN: {path} is incomplete (killed or still running)")
+    if store.read_summary(path).get("lab") != "grokking":
+        raise GroklabError(f"RUN: {path} is not a grokking run")
+    gif = animate(path, member)
+    if as_json:
+        return emit_json({"gif": str(gif)})
+    out.print(f"animation: {gif}")
 
 
 @runs_app.command("query")

@@ -77,8 +77,8 @@ class OptimConfig:
     name: str = opt("adamw", "optimizer", choices=("adamw", "sgd"))
     lr: float = opt(1e-3, "learning rate", gt=0.0)
     weight_decay: float = opt(1.0, "weight decay strength", ge=0.0)
-    decay: str = opt("l2", "l2 = decoupled (AdamW) decay; l1 = wd*sign(w) added to the gradient",
-                     choices=("l2", "l1"))
+    decay: str = opt("l2", "l2 = decoupled (AdamW) decay; l1 = wd*sign(w) added to the gradient before Adam "
+                     "(PAIR's l1_regularizer); l1_decoupled = w -= lr*wd*sign(w)", choices=("l2", "l1", "l1_decoupled"))
     beta1: float = opt(0.9, "Adam beta1", ge=0.0, lt=1.0)
     beta2: float = opt(0.98, "Adam beta2", ge=0.0, lt=1.0)
     eps: float = opt(1e-8, "Adam epsilon", gt=0.0)
@@ -288,7 +288,7 @@ def preset_names(lab: str | None = None) -> list[str]:
     return [n for n in names if load_preset_raw(n).get("lab", "grokking") == lab]
 
 
-def _read_toml(text: str, where: str) -> dict:
+def read_toml(text: str, where: str) -> dict:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -299,7 +299,7 @@ def load_preset_raw(name: str, lab: str | None = None) -> dict:
     if name not in preset_names():
         raise GroklabError(f"--preset: unknown preset {name!r}; choose one of: {', '.join(preset_names(lab))}")
     text = (resources.files("groklab") / "presets" / f"{name}.toml").read_text()
-    return _read_toml(text, f"preset {name}")
+    return read_toml(text, f"preset {name}")
 
 
 def load_config(preset: str | None = None, config_file: str | Path | None = None,
@@ -318,7 +318,7 @@ def load_config(preset: str | None = None, config_file: str | Path | None = None
         path = Path(config_file)
         if not path.is_file():
             raise GroklabError(f"--config: no such file {str(path)!r}")
-        cfg = from_dict(_read_toml(path.read_text(), f"--config {path}"), cfg)
+        cfg = from_dict(read_toml(path.read_text(), f"--config {path}"), cfg)
     for text in overrides:
         key, value = parse_override(text)
         set_field(cfg, key, value)

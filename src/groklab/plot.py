@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -29,8 +30,11 @@ def save(fig, path: Path | str) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
     os.close(fd)
     try:
-        fig.tight_layout()
-        fig.savefig(tmp)
+        with warnings.catch_warnings():  # colorbars spanning axes: bbox_inches="tight" handles the margins
+            warnings.simplefilter("ignore", UserWarning)
+            fig.tight_layout()
+        fig.savefig(tmp, bbox_inches="tight")
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
         os.replace(tmp, path)
     finally:
         plt.close(fig)

@@ -41,6 +41,7 @@ def _atomic_write(path: Path, write) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -170,7 +171,7 @@ def query(sql: str, root: Path | None = None):
     con = duckdb.connect()
     files = [str(p / "members.parquet") for p in done]
     con.execute(f"CREATE VIEW members AS SELECT regexp_extract(filename, '([^/]+)/members.parquet$', 1) "
-                f"AS run_id, * EXCLUDE (filename) FROM read_parquet({files!r}, filename=true)")
+                f"AS run_id, * EXCLUDE (filename) FROM read_parquet({files!r}, filename=true, union_by_name=true)")
     rows = [{"run_id": p.name, **{k: v for k, v in read_summary(p).items() if not isinstance(v, (list, dict))}}
             for p in done]
     con.register("runs_df", pa.Table.from_pylist(rows))

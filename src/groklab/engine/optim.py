@@ -3,6 +3,7 @@ is exactly the update a lone `torch.optim.AdamW` / `SGD` would make (tested agai
 
 decay='l2' is decoupled: w ← w·(1 − lr·wd) before the step (torch AdamW / optax adamw).
 decay='l1' adds wd·sign(w) to the gradient before the moments (PAIR's l1_regularizer + adam).
+decay='l1_decoupled' shrinks w ← w − lr·wd·sign(w) before the step (decoupled, like AdamW's L2).
 
 Adam(W) runs torch's fused kernel (`torch._fused_adamw_`, one pass over memory instead of ~10) on
 groups of members that share (lr, wd), passing each member's slice as a view; where the kernel is
@@ -56,7 +57,7 @@ class BatchedOptimizer:
         return [(lr, wd, idx) for (lr, wd), idx in groups.items()]
 
     def _step_fused(self, params, grads) -> None:
-        l1 = self.decay == "l1"
+        l1 = self.decay in ("l1", "l1_decoupled")
         kernel = torch._fused_adam_ if l1 else torch._fused_adamw_
         groups = self._groups()
         for lr, wd, idx in groups:
@@ -68,8 +69,10 @@ class BatchedOptimizer:
                 else:
                     for i in idx:
                         ps.append(p[i]), gs.append(g[i]), ms.append(st["m"][i]), vs.append(st["v"][i])
-            if l1 and wd:
+            if self.decay == "l1" and wd:
                 gs = [g + wd * torch.sign(p) for g, p in zip(gs, ps)]
+            elif self.decay == "l1_decoupled" and wd:
+                torch._foreach_sub_(ps, torch._foreach_mul(torch._foreach_sign(ps), lr * wd))
             step = torch.full((), float(self.t), device=ps[0].device)
             kernel(ps, gs, ms, vs, [], [step] * len(ps), lr=lr, beta1=self.betas[0], beta2=self.betas[1],
                    weight_decay=0.0 if l1 else wd, eps=self.eps, amsgrad=False, maximize=False)
@@ -94,6 +97,8 @@ class BatchedOptimizer:
             lr = _per_member(self.lr * self._lr_factor(), p)
             if self.decay == "l1":
                 g = g + _per_member(self.wd, p).to(dev, dt) * torch.sign(p)
+            elif self.decay == "l1_decoupled":
+                p.sub_((lr * _per_member(self.wd, p)).to(dev, dt) * torch.sign(p))
             elif bool((self.wd > 0).any()):
                 p.mul_((1 - lr * _per_member(self.wd, p)).to(dev, dt))
             if self.name == "adamw":

@@ -1,0 +1,125 @@
+"""`groklab sweep`: train every group of a grid as one ensemble; resumable; one folder per sweep.
+
+runs/<id>/  sweep.json (the spec)  env.json  groups/gNNN.parquet (members)  groups/gNNN_metrics.parquet
+            members.parquet (all members)  summary.json  figures/  COMPLETE
+A killed sweep resumes with `groklab sweep --resume DIR`: groups whose table exists are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from groklab import GroklabError, store
+from groklab.config import validate
+from groklab.data import make_task
+from groklab.engine import device as devmod
+from groklab.engine.trainer import Member, train
+from groklab.labs.grokking.outcomes import OUTCOMES, member_summary, settled_mask
+from groklab.labs.grokking.run import long_metrics
+from groklab.nn import make_model
+from groklab.sweep import figures
+from groklab.sweep.grid import SweepSpec, groups
+
+SUMMARY_KEYS = ("outcome", "step_memorized", "step_generalized", "train_acc", "test_acc", "train_loss",
+                "test_loss", "last_step")
+
+
+def column(key: str, keys: list[str]) -> str:
+    """Column name of a grid field: its last part (weight_decay) unless two axes share it."""
+    short = key.split(".")[-1]
+    return short if sum(k.split(".")[-1] == short for k in keys) == 1 else key.replace(".", "_")
+
+
+def open_resume(path: Path) -> tuple[store.Run, SweepSpec]:
+    path = Path(path)
+    f = path / "sweep.json"
+    if not f.is_file():
+        raise GroklabError(f"--resume: {path} is not a sweep folder (no sweep.json)")
+    try:
+        spec = SweepSpec(**json.loads(f.read_text()))
+    except (json.JSONDecodeError, TypeError) as e:
+        raise GroklabError(f"--resume: {f} is unreadable ({e})") from None
+    if store.is_complete(path):
+        raise GroklabError(f"--resume: {path} is already complete")
+    return store.Run(path), spec
+
+
+def run_sweep(spec: SweepSpec, root=None, resume: Path | None = None, device: str | None = None,
+              threads: int | None = None, on_progress=None) -> dict:
+    """Run (or, with `resume` = a sweep folder and its spec from `open_resume`, continue) a sweep."""
+    t0 = time.perf_counter()
+    run = store.Run(Path(resume)) if resume is not None else None
+    plan = groups(spec)  # validates every group config before anything is written
+    for cfg, _ in plan:
+        if device:
+            cfg.train.device = device
+        if threads is not None:
+            cfg.train.threads = threads
+        validate(cfg)
+    dev = devmod.setup(plan[0][0].train.device, plan[0][0].train.threads)
+    if run is None:
+        run = store.Run.create(root or store.default_root(), f"sweep-{spec.name}")
+        run.write_json("sweep.json", spec.to_dict())
+        run.write_text("config.toml", plan[0][0].to_toml())  # the base config of the first group
+    run.write_json("env.json", devmod.environment(dev))
+    keys = list(spec.grid)
+    steps_total = sum(cfg.train.steps for cfg, _ in plan)
+    done_steps, model_steps, train_s = 0, 0, 0.0
+    for gi, (cfg, pts) in enumerate(plan):
+        gfile = run.path / "groups" / f"g{gi:03d}.parquet"
+        if gfile.is_file():
+            done_steps += cfg.train.steps
+            continue
+        data = make_task(cfg)
+        model = make_model(cfg, data)
+        o = cfg.optim
+        members = [Member(p["seed"], p.get("optim.lr", o.lr), p.get("optim.weight_decay", o.weight_decay),
+                          p.get("model.init_scale", cfg.model.init_scale)) for p in pts]
+
+        def progress(step, active, base=done_steps, gi=gi):
+            if on_progress:
+                on_progress(base + step, steps_total, f"group {gi + 1}/{len(plan)}, {active} training")
+
+        res = train(model, data, members, cfg.optim, cfg.train, dev,
+                    settled=lambda h, a=cfg.analysis: settled_mask(h, a), on_progress=progress)
+        model_steps += res.model_steps
+        train_s += res.wall_s
+        rows: dict[str, list] = {"group": [], "member": [], "seed": []}
+        rows.update({column(k, keys): [] for k in keys})
+        rows.update({k: [] for k in SUMMARY_KEYS})
+        for i, p in enumerate(pts):
+            s = member_summary(res.steps, res.metrics, i, cfg.analysis)
+            rows["group"].append(gi), rows["member"].append(i), rows["seed"].append(p["seed"])
+            for k in keys:
+                rows[column(k, keys)].append(p[k])
+            for k in SUMMARY_KEYS:
+                rows[k].append(s[k])
+        run.write_table(f"groups/g{gi:03d}_metrics.parquet", long_metrics(res, members))
+        run.write_table(f"groups/g{gi:03d}.parquet", rows)  # written last: marks the group done
+        done_steps += cfg.train.steps
+    table = pa.concat_tables([pq.read_table(run.path / "groups" / f"g{gi:03d}.parquet") for gi in range(len(plan))],
+                             promote_options="default")  # an all-None column is typed null in one group
+    pq.write_table(table, run.path / "members.parquet")
+    t = table.to_pydict()
+    counts = {o: int(sum(v == o for v in t["outcome"])) for o in OUTCOMES}
+    figs = figures.draw(spec, t, keys, column, run.path / "figures")
+    wall = time.perf_counter() - t0
+    summary = {"lab": "sweep", "preset": spec.name, "scale": spec.scale, "run_dir": str(run.path),
+               "run_id": run.id, "wall_s": round(wall, 3), "n_runs": len(t["outcome"]), "groups": len(plan),
+               "outcome_counts": counts, "model_steps": model_steps,
+               "member_steps_per_s": round(model_steps / train_s, 1) if train_s else None,
+               "figures": [str(f) for f in figs]}
+    run.write_json("summary.json", summary)
+    run.complete()
+    return summary
+
+
+def median_or_none(v: list) -> float | None:
+    v = [x for x in v if x is not None]
+    return float(np.median(v)) if v else None

@@ -1,0 +1,50 @@
+"""Sweeps through the real CLI: tiny grid, resume after a kill, bad input."""
+
+import pyarrow.parquet as pq
+
+from groklab import store
+
+from .conftest import groklab, groklab_json
+
+TINY = ["sweep", "--preset", "pair-parity-grid", "--scale", "small", "--set", "train.steps=60",
+        "--set", "data.n_test=100", "--set", "train.log_every=20", "--threads", "1"]
+
+
+def test_small_sweep_table_figures_and_resume(runs):
+    out = groklab_json(*TINY, runs=runs)
+    assert out["n_runs"] == 60 and out["groups"] == 4 and sum(out["outcome_counts"].values()) == 60
+    run = store.resolve(out["run_dir"])
+    t = pq.read_table(run / "members.parquet").to_pydict()
+    assert {"weight_decay", "hidden", "n_train", "seed", "outcome", "step_generalized"} <= set(t)
+    assert sorted(set(t["weight_decay"])) == [0.01, 0.1, 0.3, 0.5, 1.0] and set(t["hidden"]) == {32, 128}
+    assert {p.name for p in (run / "figures").iterdir()} >= {"phase_outcomes.png", "phase_steps.png"}
+    # simulate a kill during group 2: its table and the completion marker are gone
+    (run / "groups" / "g002.parquet").unlink()
+    (run / "COMPLETE").unlink()
+    first = (run / "groups" / "g000.parquet").stat().st_mtime_ns
+    resumed = groklab_json("sweep", "--resume", run, runs=runs)
+    assert resumed["n_runs"] == 60 and store.is_complete(run)
+    assert (run / "groups" / "g000.parquet").stat().st_mtime_ns == first  # finished groups were skipped
+    t2 = pq.read_table(run / "members.parquet").to_pydict()
+    assert t2["outcome"] == t["outcome"] and t2["train_loss"] == t["train_loss"]  # deterministic re-run
+    rows = groklab_json("runs", "query", "SELECT count(*) AS n FROM members", runs=runs)
+    assert rows == [{"n": 60}]
+
+
+def test_resume_dir_that_is_not_a_sweep(runs, tmp_path):
+    proc = groklab("sweep", "--resume", tmp_path, runs=runs, check=False)
+    assert proc.returncode == 2 and "not a sweep folder" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_bad_grid_file(runs, tmp_path):
+    f = tmp_path / "s.toml"
+    f.write_text('lab = "sweep"\nbase = "parity-demo"\n[grid]\n"optim.weight_decay" = ["a lot"]\n')
+    proc = groklab("sweep", "--config", f, runs=runs, check=False)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: grid.optim.weight_decay")
+    f.write_text('lab = "sweep"\nbase = "parity-demo"\n[grid]\n"model.hidden" = []\n')
+    proc = groklab("sweep", "--config", f, runs=runs, check=False)
+    assert proc.returncode == 2 and "non-empty" in proc.stderr
+    assert not runs.exists() or not any(runs.iterdir())
+    proc = groklab("grok", "--preset", "pair-parity-grid", runs=runs, check=False)
+    assert proc.returncode == 2 and "sweep" in proc.stderr
