@@ -51,4 +51,6 @@ def member_summary(steps: np.ndarray, hist: dict[str, np.ndarray], i: int, a) ->
         "outcome": classify(hist["train_loss"][i], hist["test_loss"][i], a.fail_loss, a.memorize_loss,
                             a.direct_ratio),
         "last_step": int(steps[last]),
+        "peak_test_acc": float(np.nanmax(hist["test_acc"][i])),
+        "step_peak_test_acc": int(steps[np.nanargmax(hist["test_acc"][i])]),  # reverse grokking: peak > final
     }
