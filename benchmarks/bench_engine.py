@@ -21,14 +21,17 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = [  # (label, environment switches)
     ("before: default allocator, unfused AdamW", {"GROKLAB_ALLOCATOR": "default", "GROKLAB_FUSED_ADAM": "0"}),
     ("tuned allocator, unfused AdamW", {"GROKLAB_FUSED_ADAM": "0"}),
-    ("after: tuned allocator, fused AdamW", {}),
+    ("tuned allocator, fused AdamW", {}),
+    ("after: + 32-member chunks", {"chunk": "32"}),
 ]
 BEGIN, END = "<!-- engine-bench:begin -->", "<!-- engine-bench:end -->"
 
 
 def bench(models: int, steps: int, loop_models: int, env: dict) -> dict:
+    env = dict(env)
+    chunk = env.pop("chunk", "0")
     cmd = [sys.executable, "-m", "groklab.cli", "bench", "engine", "--models", str(models), "--steps", str(steps),
-           "--loop-models", str(loop_models), "--json"]
+           "--loop-models", str(loop_models), "--member-chunk", chunk, "--json"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, env={**os.environ, **env})
     return json.loads(out.stdout)
 
@@ -44,7 +47,7 @@ def main() -> None:
     for label, env in CONFIGS:
         rows.append((label, a.models, bench(a.models, a.steps, a.loop_models, env)))
     for m in (1, 16, 64):
-        rows.append((f"after, {m} members", m, bench(m, a.steps, min(a.loop_models, m), {})))
+        rows.append((f"after, {m} members", m, bench(m, a.steps, min(a.loop_models, m), {"chunk": "32"})))
     r0 = rows[0][2]
     lines = [
         f"Measured {time.strftime('%Y-%m-%d %H:%M')} UTC on {platform.machine()} "

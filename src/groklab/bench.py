@@ -34,7 +34,8 @@ def matmul_gflops(dev: torch.device, n: int = 2048, reps: int = 10) -> float:
     return 2 * n**3 * reps / (time.perf_counter() - t) / 1e9
 
 
-def engine_benchmark(models: int, steps: int, loop_models: int, threads: int, device: str) -> dict:
+def engine_benchmark(models: int, steps: int, loop_models: int, threads: int, device: str,
+                     member_chunk: int = 0) -> dict:
     dev = devmod.setup(device, threads)
     cfg = load_config("pair-mlp")
     data = make_task(cfg).to(dev)
@@ -47,7 +48,7 @@ def engine_benchmark(models: int, steps: int, loop_models: int, threads: int, de
     x, y = data.x_train, data.y_train
 
     def step():
-        train_step(model, params, opt, x, y, loss_kwargs(cfg.train))
+        train_step(model, params, opt, x, y, loss_kwargs(cfg.train), chunk=member_chunk)
 
     with FlopCounterMode(display=False) as fc:
         step()
@@ -86,7 +87,7 @@ def engine_benchmark(models: int, steps: int, loop_models: int, threads: int, de
     mm = matmul_gflops(dev)
     engine = flops_per_step / t_batched / 1e9
     return {
-        "models": models, "steps": steps, "loop_models_timed": n_loop, "device": str(dev),
+        "models": models, "member_chunk": member_chunk, "steps": steps, "loop_models_timed": n_loop, "device": str(dev),
         "threads": torch.get_num_threads(), "batched_step_ms": t_batched * 1e3,
         "batched_model_steps_per_s": batched_rate, "loop_model_steps_per_s": loop_rate,
         "speedup": batched_rate / loop_rate, "matmul_gflops": mm, "engine_gflops": engine,

@@ -282,13 +282,19 @@ def bench_engine(models: int = typer.Option(256, help="ensemble members"),
                  steps: int = typer.Option(30, help="timed steps of the batched ensemble"),
                  loop_models: int = typer.Option(16, help="members timed in the one-by-one loop"),
                  threads: int = typer.Option(0, help="torch threads (0 = all cores)"),
-                 device: str = typer.Option("cpu", help="cpu | cuda | auto"), as_json: bool = JSON):
+                 device: str = typer.Option("cpu", help="cpu | cuda | auto"),
+                 member_chunk: int = typer.Option(0, help="members per forward/backward chunk (0 = all)"),
+                 as_json: bool = JSON):
     """Batched ensemble vs a loop of independent models (PAIR MLP), and this machine's matmul rate."""
     from groklab.bench import engine_benchmark
 
     if models < 1 or steps < 1 or loop_models < 1:
         raise GroklabError("--models/--steps/--loop-models: must be >= 1")
-    res = engine_benchmark(models, steps, loop_models, threads, device)
+    if member_chunk < 0 or threads < 0:
+        raise GroklabError("--member-chunk/--threads: must be >= 0")
+    if device not in ("auto", "cpu", "cuda"):
+        raise GroklabError(f"--device: {device!r} is not allowed; choose one of: auto, cpu, cuda")
+    res = engine_benchmark(models, steps, loop_models, threads, device, member_chunk)
     if as_json:
         return emit_json(res)
     t = Table(title=f"engine benchmark ({res['device']}, {res['threads']} threads)")

@@ -91,3 +91,15 @@ def test_members_do_not_interact():
         train_step(model, params, opt, data.x_train, data.y_train, {})
     for k in params:
         torch.testing.assert_close(params[k].detach(), full[k][[0, 2]].detach(), rtol=1e-6, atol=1e-7)
+
+
+def test_member_chunks_give_identical_gradients():
+    from groklab.engine.trainer import member_grads
+    data = modular_task(13, "add", 0.5, False, seed=0)
+    model = PairMLP(13, 13, hidden=6, embed_size=10)
+    params = {k: v.requires_grad_(True) for k, v in model.init(list(range(5)), torch.ones(5)).items()}
+    l0, g0 = member_grads(model, params, data.x_train, data.y_train, {}, chunk=0)
+    l2, g2 = member_grads(model, params, data.x_train, data.y_train, {}, chunk=2)
+    torch.testing.assert_close(l0, l2)
+    for k in g0:
+        torch.testing.assert_close(g0[k], g2[k], rtol=1e-5, atol=1e-7)

@@ -89,16 +89,35 @@ def loss_kwargs(train_cfg) -> dict:
     return {"reduction": train_cfg.loss, "softmax": train_cfg.softmax, "dtype": train_cfg.logits_dtype}
 
 
+def member_grads(model, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, loss_kw: dict,
+                 chunk: int = 0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Per-member losses (M,) and gradients. Summing member losses gives each member its own gradient.
+    With `chunk` > 0 members go through forward/backward `chunk` at a time (exact: members never interact),
+    which keeps the activations of one chunk in cache and bounds memory."""
+    m = next(iter(params.values())).shape[0]
+    if chunk <= 0 or chunk >= m:
+        losses = member_losses(model.forward(params, x), y, **loss_kw)  # (M,)
+        return losses.detach(), dict(zip(params, torch.autograd.grad(losses.sum(), list(params.values()))))
+    grads = {k: torch.empty_like(v) for k, v in params.items()}
+    losses = torch.empty(m, device=x.device)
+    for s in range(0, m, chunk):
+        sub = {k: v.detach()[s:s + chunk].requires_grad_(True) for k, v in params.items()}
+        ls = member_losses(model.forward(sub, x), y, **loss_kw)  # (chunk,)
+        for k, g in zip(sub, torch.autograd.grad(ls.sum(), list(sub.values()))):
+            grads[k][s:s + chunk] = g
+        losses[s:s + chunk] = ls.detach()
+    return losses, grads
+
+
 def train_step(model, params: dict[str, torch.Tensor], opt: BatchedOptimizer, x: torch.Tensor,
-               y: torch.Tensor, loss_kw: dict, transforms: GradTransforms | None = None) -> torch.Tensor:
-    """One optimizer step for every member. Summing member losses gives each member its own gradient.
-    Returns the per-member training loss before the step. # (M,)"""
-    losses = member_losses(model.forward(params, x), y, **loss_kw)  # (M,)
-    grads = dict(zip(params, torch.autograd.grad(losses.sum(), list(params.values()))))
+               y: torch.Tensor, loss_kw: dict, transforms: GradTransforms | None = None,
+               chunk: int = 0) -> torch.Tensor:
+    """One optimizer step for every member. Returns the per-member training loss before the step. # (M,)"""
+    losses, grads = member_grads(model, params, x, y, loss_kw, chunk)
     if transforms is not None and transforms.active:
         grads = transforms(params, grads)
     opt.step(params, grads)
-    return losses.detach()
+    return losses
 
 
 def train(model, data, members: list[Member], optim, train_cfg, device: torch.device,
@@ -160,7 +179,7 @@ def train(model, data, members: list[Member], optim, train_cfg, device: torch.de
                 xb, yb = data.x_train[idx], data.y_train[idx]
             else:
                 xb, yb = data.x_train, data.y_train
-            train_step(model, params, opt, xb, yb, loss_kw, transforms)
+            train_step(model, params, opt, xb, yb, loss_kw, transforms, train_cfg.member_chunk)
             model_steps += len(active)
         if step in snaps and on_snapshot is not None:
             sync_full()
