@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 
 from groklab import GroklabError
@@ -9,7 +11,9 @@ from groklab.data import TaskData
 
 
 def apply_op(op: str, a: torch.Tensor, b: torch.Tensor, p: int) -> torch.Tensor:
-    """c = a ∘ b mod p for int64 tensors. Division is a · b^(p-2) (b ≠ 0, p prime)."""
+    """c = a ∘ b mod p for int64 tensors. Division is a · b^(p-2) (b ≠ 0, p prime). Polynomial ops are
+    defined on all pairs. s5 (p ignored): a, b index permutations in lexicographic order and
+    c = b[a], i.e. c(i) = b(a(i)) (openai/grok's data.py)."""
     if op == "add":
         return (a + b) % p
     if op == "sub":
@@ -25,11 +29,39 @@ def apply_op(op: str, a: torch.Tensor, b: torch.Tensor, p: int) -> torch.Tensor:
         return (a * a + a * b + b * b) % p
     if op == "x3+xy":
         return (a * a * a + a * b) % p
+    if op == "x2+xy+y2+x":
+        return (a * a + a * b + b * b + a) % p
+    if op == "x3+xy2+y":
+        return (a * a * a + a * b * b + b) % p
+    if op == "s5":  # p ignored: a, b index the 120 permutations of 5 items
+        perms = s5_permutations()  # (120, 5)
+        return s5_index(perms[b][torch.arange(len(a))[:, None], perms[a]])
     raise GroklabError(f"task.op: unknown operation {op!r}")
+
+
+S5_ORDER = 120
+
+
+def s5_permutations() -> torch.Tensor:
+    """The permutations of (0..4) in lexicographic order (itertools order, as Power et al.). # (120, 5)"""
+    return torch.tensor(list(itertools.permutations(range(5))), dtype=torch.int64)
+
+
+def s5_index(perms: torch.Tensor) -> torch.Tensor:
+    """Lexicographic index of each permutation row. (N, 5) -> (N,)"""
+    code = (perms * torch.tensor([5**4, 5**3, 5**2, 5, 1])).sum(1)  # base-5 code, increasing with lex order
+    table = (s5_permutations() * torch.tensor([5**4, 5**3, 5**2, 5, 1])).sum(1)  # (120,) sorted
+    return torch.searchsorted(table, code)
+
+
+def n_elements(p: int, op: str) -> int:
+    """Vocabulary (= classes) of the task: 120 for s5, else p."""
+    return S5_ORDER if op == "s5" else p
 
 
 def all_pairs(p: int, op: str, only_a_le_b: bool) -> torch.Tensor:
     """Every valid (a, b) pair in row-major order. # (n_pairs, 2)"""
+    p = n_elements(p, op)
     a, b = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
     keep = torch.ones_like(a, dtype=torch.bool)
     if only_a_le_b:
@@ -50,4 +82,5 @@ def modular_task(p: int, op: str, train_fraction: float, only_a_le_b: bool, seed
         raise GroklabError(f"data.train_fraction: {train_fraction} leaves an empty train or test set "
                            f"({len(pairs)} pairs)")
     tr, te = perm[:n_train], perm[n_train:]
-    return TaskData(pairs[tr], labels[tr], pairs[te], labels[te], n_classes=p, n_tokens=p)
+    n = n_elements(p, op)
+    return TaskData(pairs[tr], labels[tr], pairs[te], labels[te], n_classes=n, n_tokens=n)

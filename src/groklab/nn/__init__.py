@@ -14,6 +14,11 @@ def make_model(cfg, data):
     if m.kind == "pair_mlp":
         return PairMLP(n_tokens=data.n_tokens, n_classes=data.n_classes, hidden=m.hidden,
                        embed_size=m.embed_size, tied=m.tied, act=m.act, init=m.init, fixed_embed=m.fixed_embed)
+    if m.kind == "transformer":  # x (N, 2) operand pairs; the model appends the "=" token itself
+        from groklab.nn.transformer import Transformer
+        return Transformer(n_tokens=data.n_tokens, n_classes=data.n_classes, d_model=m.d_model,
+                           n_heads=m.n_heads, d_mlp=m.d_mlp, n_layers=m.n_layers, layernorm=m.layernorm,
+                           init=m.init)
     return BitMLP(d_in=data.x_train.shape[1], n_classes=data.n_classes, hidden=m.hidden, act=m.act,
                   init=m.init)
 

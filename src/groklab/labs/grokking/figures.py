@@ -141,5 +141,43 @@ def step_distribution(summaries: list[dict], out: Path, title: str) -> Path:
     return plot.save(fig, out)
 
 
+def progress_figure(steps, hist, summaries, out: Path, title: str) -> Path:
+    """Nanda et al.'s progress measures for member 0: train/test, restricted and excluded loss; Gini of
+    the embedding's Fourier norms; total squared weight. Vertical lines: train acc saturates
+    (step_memorized), restricted loss drops, test loss drops (progress.drop_step)."""
+    fig, axes = plot.subplots(1, 3, w=4.6)
+    ax_l, ax_g, ax_w = axes[0]
+
+    def line(ax, name, **kw):
+        if name in hist:
+            v = hist[name][0]
+            ok = ~np.isnan(v)
+            ax.plot(np.asarray(steps)[ok], v[ok], lw=1.2, **kw)
+    line(ax_l, "train_loss", color=plot.TRAIN, label="train")
+    line(ax_l, "test_loss", color=plot.TEST, label="test")
+    line(ax_l, "restricted_loss", color="#2ca02c", label="restricted (train)")
+    line(ax_l, "excluded_loss", color="#9467bd", label="excluded (train)")
+    line(ax_g, "fourier_gini", color="#333333", label="Gini of Fourier norms")
+    line(ax_w, "sum_sq_weights", color="#8c564b", label="Σ w²")
+    s = summaries[0]
+    marks = [(s.get("step_memorized"), ":", plot.TRAIN, "train acc saturates"),
+             (s.get("step_restricted_drop"), "-.", "#2ca02c", "restricted loss drops"),
+             (s.get("step_test_loss_drop"), "--", plot.TEST, "test loss drops")]
+    for ax in (ax_l, ax_g, ax_w):
+        for step, ls, color, label in marks:
+            if step is not None:
+                ax.axvline(step, ls=ls, color=color, lw=1, label=f"{label} ({step})" if ax is ax_l else None)
+        plot.symlog_steps(ax)
+        ax.legend(loc="best")
+    ax_l.set_yscale("log")
+    ax_l.set_ylabel("loss")
+    ax_g.set_ylabel("Gini")
+    ax_w.set_ylabel("sum of squared weights")
+    ax_l.set_title(f"{title}: losses (member 0)")
+    ax_g.set_title("embedding Fourier sparsity")
+    ax_w.set_title("total squared weight")
+    return plot.save(fig, out)
+
+
 def to_numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().double().numpy()

@@ -12,8 +12,8 @@ from groklab import store
 from groklab.config import Config
 from groklab.data import make_task
 from groklab.engine import device as devmod
-from groklab.engine.trainer import METRICS, Member, TrainResult, train
-from groklab.labs.grokking import figures, fourier
+from groklab.engine.trainer import METRICS, Member, TrainResult, loss_kwargs, train
+from groklab.labs.grokking import figures, fourier, progress
 from groklab.labs.grokking.outcomes import OUTCOMES, member_summary, settled_mask
 from groklab.nn import make_model
 
@@ -27,7 +27,7 @@ def members_for(cfg: Config) -> list[Member]:
 def long_metrics(res: TrainResult, members: list[Member]) -> dict[str, np.ndarray]:
     """member × step × metric rows (NaN = not logged, dropped)."""
     cols: dict[str, list] = {"member": [], "seed": [], "step": [], "metric": [], "value": []}
-    for name in METRICS:
+    for name in [*METRICS, *(k for k in res.metrics if k not in METRICS)]:  # + progress measures
         vals = res.metrics[name]  # (M, L)
         mi, li = np.nonzero(~np.isnan(vals))
         cols["member"].append(mi)
@@ -57,7 +57,9 @@ def run_grok(cfg: Config, root: Path | str | None = None, on_progress=None) -> d
 
     res = train(model, data, members, cfg.optim, cfg.train, dev,
                 settled=lambda h: settled_mask(h, cfg.analysis), on_snapshot=on_snapshot,
-                on_progress=on_progress)
+                on_progress=on_progress,
+                on_log=progress.on_log_hook(cfg, model, data, loss_kwargs(cfg.train))
+                if cfg.train.progress_every else None)
     run.write_table("metrics.parquet", long_metrics(res, members))
     last = int(res.stopped_at[0]) if res.stopped_at[0] >= 0 else int(res.steps[-1])
     run.write_snapshot(last, res.params, name="final")  # every member's last weights
@@ -71,9 +73,13 @@ def run_grok(cfg: Config, root: Path | str | None = None, on_progress=None) -> d
         if modular:
             fa = fourier.analyze(figures.to_numpy(w_final[i]), cfg.analysis.freq_threshold)
             s.update(key_frequencies=fa["key_frequencies"], gini=fa["gini"])
+            if cfg.model.kind == "transformer":  # embedding spectrum, not per-neuron counts
+                s["key_frequencies"] = progress.key_frequencies(w_final[i:i + 1])[0]
         else:
             w = np.abs(figures.to_numpy(w_final[i])).sum(1)  # (d_in,) weight mass per input
             s.update(key_frequencies=[], relevant_weight_share=float(w[: cfg.task.k_bits].sum() / w.sum()))
+        if cfg.train.progress_every:
+            s.update(progress.milestones(res.steps, res.metrics, i))
         s["stopped_early_at"] = int(res.stopped_at[i]) if res.stopped_at[i] >= 0 else None
         models.append(s)
     run.write_table("members.parquet", members_table(cfg, members, models))
@@ -115,6 +121,8 @@ def members_table(cfg: Config, members: list[Member], models: list[dict]) -> dic
 def draw(cfg: Config, res: TrainResult, models: list[dict], snap_w, out: Path) -> list[Path]:
     title = cfg.name
     figs = [figures.curves(res.steps, res.metrics, models, out / "curves.png", title)]
+    if cfg.train.progress_every:
+        figs.append(figures.progress_figure(res.steps, res.metrics, models, out / "progress.png", title))
     if snap_w and cfg.task.kind == "modular":
         figs.append(figures.weight_heatmaps(snap_w, out / "weights.png", cfg.analysis.freq_threshold, title,
                                             models[0]))
