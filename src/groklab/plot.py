@@ -30,9 +30,10 @@ def save(fig, path: Path | str) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
     os.close(fd)
     try:
-        with warnings.catch_warnings():  # colorbars spanning axes: bbox_inches="tight" handles the margins
-            warnings.simplefilter("ignore", UserWarning)
-            fig.tight_layout()
+        if fig.get_layout_engine() is None:  # figures made with layout="constrained" lay themselves out
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                fig.tight_layout()
         fig.savefig(tmp, bbox_inches="tight")
         os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
         os.replace(tmp, path)

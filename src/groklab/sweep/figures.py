@@ -51,7 +51,7 @@ def phase_outcomes(t: dict, xcol: str, ycol: str, fcol: str | None, out: Path, t
 def phase_steps(t: dict, xcol: str, ycol: str, fcol: str | None, out: Path, title: str) -> Path:
     """Median step_generalized per cell (among seeds that generalized; blank if none)."""
     xs, ys, fs = _cells(t, xcol, ycol, fcol)
-    fig, axes = plot.subplots(1, len(fs), w=3.2, h=3.0)
+    fig, axes = plot.subplots(1, len(fs), w=3.2, h=3.0, layout="constrained")
     n = len(t["outcome"])
     vals = [v for v in t["step_generalized"] if v is not None]
     vmin, vmax = (max(1, min(vals)), max(vals)) if vals else (1, 10)
