@@ -92,3 +92,20 @@ def test_killed_run_never_looks_complete(runs):
     assert listed[0]["complete"] is False
     proc = groklab("runs", "show", run.id, runs=runs, check=False)
     assert proc.returncode == 2 and "incomplete" in proc.stderr
+
+
+def test_compare_intervention_and_animation(runs):
+    out = groklab_json("compare", *TINY[:2], "--intervention", "grokfast-ema", "--steps", "200", "--seeds", "2",
+                       "--set", "task.p=23", "--set", "model.embed_size=32", "--probe-steps", "5", runs=runs)
+    assert out["intervention"] == "grokfast-ema" and out["settings"]["optim.grokfast"] == "ema"
+    for arm in ("baseline", "treated"):
+        assert out[arm]["members"] == 2 and out[arm]["step_size"] > 0
+    assert out["step_size_ratio"] != 1.0  # the filter really changes the update
+    cfg = (store.resolve(out["treated"]["run_dir"]) / "config.toml").read_text()
+    assert 'grokfast = "ema"' in cfg
+    gif = groklab_json("runs", "animate", out["baseline"]["run_dir"], "--member", "1", runs=runs)["gif"]
+    assert gif.endswith(".gif") and open(gif, "rb").read(6) == b"GIF89a"
+    bad = groklab("compare", "--intervention", "magic", runs=runs, check=False)
+    assert bad.returncode == 2 and "grokfast-ema" in bad.stderr
+    bad = groklab("runs", "animate", out["baseline"]["run_dir"], "--member", "9", runs=runs, check=False)
+    assert bad.returncode == 2 and "--member" in bad.stderr

@@ -181,3 +181,33 @@ def progress_figure(steps, hist, summaries, out: Path, title: str) -> Path:
 
 def to_numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().double().numpy()
+
+
+def weight_animation(snaps: list[tuple[int, np.ndarray]], out: Path, threshold: float, title: str,
+                     fps: int = 4) -> Path:
+    """GIF of the input-weight heatmap across all snapshots (neurons sorted by final frequency)."""
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    order = _sorted_neurons(snaps[-1][1], threshold)
+    fig, axes = plot.subplots(1, 1, w=4.0, h=4.2)
+    ax = axes[0][0]
+    ax.grid(False)
+    w0 = snaps[0][1][:, order]
+    v = max(np.abs(w).max() for _, w in snaps) or 1.0
+    im = ax.imshow(w0, aspect="auto", cmap="RdBu", vmin=-v, vmax=v, interpolation="nearest")
+    ax.set_xlabel("neuron (sorted by final frequency)")
+    ax.set_ylabel("input (token or bit)")
+
+    def frame(i):
+        step, w = snaps[i]
+        im.set_data(w[:, order])
+        ax.set_title(f"{title}: step {step}")
+        return (im,)
+
+    anim = FuncAnimation(fig, frame, frames=len(snaps), blit=False)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp.gif")
+    anim.save(tmp, writer=PillowWriter(fps=fps))
+    plot.plt.close(fig)
+    tmp.replace(out)
+    return out

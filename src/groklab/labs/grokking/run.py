@@ -133,3 +133,23 @@ def draw(cfg: Config, res: TrainResult, models: list[dict], snap_w, out: Path) -
     if len(models) > 1:
         figs.append(figures.step_distribution(models, out / "step_generalized.png", title))
     return figs
+
+
+def animate(path: Path, member: int = 0) -> Path:
+    """Rebuild member `member`'s weight snapshots from a run folder and write figures/weights.gif."""
+    from groklab import GroklabError
+    from groklab.config import Config, from_dict, read_toml
+
+    path = Path(path)
+    cfg = from_dict(read_toml((path / "config.toml").read_text(), f"{path}/config.toml"), Config())
+    snaps = store.load_snapshots(path)
+    if not snaps:
+        raise GroklabError(f"RUN: {path} has no weight snapshots (train.snapshots = 0)")
+    n = next(iter(snaps[0][1].values())).shape[0]
+    if not 0 <= member < n:
+        raise GroklabError(f"--member: must be in 0..{n - 1}, got {member}")
+    model = make_model(cfg, make_task(cfg))
+    frames = [(s, figures.to_numpy(input_weights(model, {k: v[member:member + 1] for k, v in p.items()})[0]))
+              for s, p in snaps]
+    return figures.weight_animation(frames, path / "figures" / f"weights_member{member}.gif",
+                                    cfg.analysis.freq_threshold, f"{cfg.name} member {member}")
