@@ -190,3 +190,57 @@ def compare(in_file: Path = typer.Argument(..., help="text file of examples"), m
 def _read(path: Path) -> bytes:
     from groklab.labs.compression.coder import read_input
     return read_input(path)
+
+
+@compress_app.command("joint")
+def joint(preset: str | None = PRESET, config_file: Path | None = CONFIG, set_: list[str] | None = SET,
+          n_file: int = typer.Option(10_000, "--n-file", help="examples in each of the files X and Y"),
+          out_dir: Path | None = typer.Option(None, "--out", help="run store root"), as_json: bool = JSON):
+    """Joint compression: C(X)+C(Y) vs C(X‖Y) for a related and an unrelated pair, classical and GPT coders."""
+    from groklab.labs.compression.joint import run_joint
+
+    if n_file < 1:
+        raise GroklabError(f"--n-file: must be >= 1, got {n_file}")
+    cfg = cconfig.load(preset or "joint4", config_file, set_ or [])
+    cli = _cli()
+    prog, _ = cli.progress_bar(5, f"joint {cfg.name} (trainings)", not as_json)
+    task = prog.task_ids[0]
+    with prog:
+        s = run_joint(cfg, n_file, out_dir, on_progress=lambda i, n: prog.update(task, completed=i))
+    if as_json:
+        return cli.emit_json({k: s[k] for k in ("run_dir", "rows", "models", "wall_s")})
+    t = Table(title=f"joint compression, bits per example ({s['n_file']:,} examples per file)")
+    for c in ("pair", "coder", "C(X)", "C(Y)", "C(X)+C(Y)", "C(X||Y)", "saving"):
+        t.add_column(c)
+    for r in s["rows"]:
+        t.add_row(r["pair"], r["coder"], *(f"{r[k]:.2f}" for k in ("C(X)", "C(Y)", "C(X)+C(Y)", "C(X||Y)")),
+                  f"{r['saving_pct']:+.1f} %")
+    cli.out.print(t)
+    cli.out.print(f"run folder: {s['run_dir']}")
+
+
+@compress_app.command("sizes")
+def sizes(preset: str | None = PRESET, config_file: Path | None = CONFIG, set_: list[str] | None = SET,
+          widths: str = typer.Option("32,64,128,192", help="comma-separated model widths"),
+          out_dir: Path | None = typer.Option(None, "--out", help="run store root"), as_json: bool = JSON):
+    """Model-size sweep on the same data: code length and gap to the floor vs parameters."""
+    from groklab.labs.compression.sizes import parse_widths, run_sizes
+
+    cfg = cconfig.load(preset or "sizes4", config_file, set_ or [])
+    ws = parse_widths(widths, cfg.model.heads)
+    cli = _cli()
+    prog, _ = cli.progress_bar(len(ws), f"sizes {cfg.name}", not as_json)
+    task = prog.task_ids[0]
+    with prog:
+        s = run_sizes(cfg, ws, out_dir, on_progress=lambda i, n: prog.update(task, completed=i))
+    if as_json:
+        return cli.emit_json({k: s[k] for k in ("run_dir", "floor", "floor_bits_per_example", "sizes", "wall_s")})
+    t = Table(title=f"model sizes: {s['steps']} steps x {s['batch_size']} (floor {s['floor_bits_per_example']:.2f} "
+                    "bits/example)")
+    for c in ("width", "params", "val loss", "gap %", "exact match", "bits/ex", "prequential bits/ex"):
+        t.add_column(c)
+    for r in s["sizes"]:
+        t.add_row(str(r["width"]), f"{r['n_params']:,}", f"{r['val_loss']:.4f}", f"{r['gap_pct']:.2f}",
+                  f"{r['exact_match']:.4f}", f"{r['bits_per_example']:.2f}", f"{r['prequential_bits_per_example']:.2f}")
+    cli.out.print(t)
+    cli.out.print(f"run folder: {s['run_dir']}")

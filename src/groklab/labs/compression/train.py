@@ -99,17 +99,26 @@ def long_rows(rows: list[tuple[int, str, float, int]]) -> dict[str, np.ndarray]:
             "value": np.array(value, dtype=np.float64), "position": np.array(pos, dtype=np.int64)}
 
 
-def train_model(cfg: CompressConfig, dev, on_progress=None, on_log=None):
-    """The training loop. Returns (model, rows, prequential_nats, wall_s)."""
+def mixture_sample(fmts: list[Addition], n: int, g: torch.Generator) -> torch.Tensor:
+    """n examples split evenly over formats of equal length (joint compression). # (n, T)"""
+    k = len(fmts)
+    return torch.cat([f.sample(n // k + (i < n % k), g) for i, f in enumerate(fmts)])
+
+
+def train_model(cfg: CompressConfig, dev, on_progress=None, on_log=None, fmts: list[Addition] | None = None):
+    """The training loop. Returns (model, rows, prequential_nats, wall_s).
+
+    fmts: train on an even mixture of these formats instead of cfg's (joint compression)."""
     fmt = cfg.fmt()
+    fmts = fmts or [fmt]
     t, o = cfg.train, cfg.optim
     torch.manual_seed(t.seed)
     model = GPT(cfg.shape()).to(dev)
     opt = torch.optim.AdamW(model.param_groups(o.weight_decay), lr=o.lr, betas=(o.beta1, o.beta2))
     stream = torch.Generator().manual_seed(cfg.data.seed)
-    val = held_out(fmt, cfg.data.val_examples, cfg.data.seed + VAL_SEED)
+    val = mixture_sample(fmts, cfg.data.val_examples, torch.Generator().manual_seed(cfg.data.seed + VAL_SEED))
     rows: list[tuple[int, str, float, int]] = []
-    floor_pos = fmt.floor_per_target()
+    floor_pos = np.mean([f.floor_per_target() for f in fmts], axis=0)
     preq_nats = fmt.n_targets * math.log(14) * t.batch_size  # first block: uniform code over the vocabulary
     t0 = time.perf_counter()
 
@@ -126,7 +135,7 @@ def train_model(cfg: CompressConfig, dev, on_progress=None, on_log=None):
     for step in range(t.steps):
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
-        x = fmt.sample(t.batch_size, stream).to(dev)  # (B, T) fresh examples, each seen once
+        x = mixture_sample(fmts, t.batch_size, stream).to(dev)  # (B, T) fresh examples, each seen once
         logits = model(x[:, :-1])  # (B, T-1, V)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1))
         if cfg.model.dropout > 0:  # the code length must be the eval-mode loss before the update
