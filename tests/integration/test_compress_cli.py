@@ -130,3 +130,23 @@ def test_config_errors_leave_no_run(tmp_path, args, field, monkeypatch, capsys):
     code, _, stderr = main(["compress", "train", *TINY, *args], runs, monkeypatch, capsys)
     assert code == 2 and stderr.strip().startswith(f"error: {field}") and len(stderr.strip().splitlines()) == 1
     assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_joint_and_sizes_tiny(tmp_path, monkeypatch, capsys):
+    runs = tmp_path / "runs"
+    small = ["--set", "data.n_digits=2", "--set", "model.width=16", "--set", "model.heads=2", "--set",
+             "train.steps=20", "--set", "optim.warmup=5", "--set", "data.val_examples=200", "--json"]
+    code, o, e = main(["compress", "joint", *small, "--n-file", "200"], runs, monkeypatch, capsys)
+    assert code == 0, e
+    res = json.loads(o)
+    assert {r["pair"] for r in res["rows"]} == {"related", "unrelated"}
+    coders = {r["coder"] for r in res["rows"]}
+    assert {"gzip", "xz", "model (prequential)", "model (two-part: xz weights + data)"} <= coders
+    for r in res["rows"]:
+        assert r["C(X)+C(Y)"] == pytest.approx(r["C(X)"] + r["C(Y)"])
+    code, o, e = main(["compress", "sizes", *small, "--widths", "8,16"], runs, monkeypatch, capsys)
+    assert code == 0, e
+    sizes = json.loads(o)["sizes"]
+    assert [s["width"] for s in sizes] == [8, 16] and sizes[0]["n_params"] < sizes[1]["n_params"]
+    code, _, e = main(["compress", "sizes", "--widths", "7,16"], runs, monkeypatch, capsys)
+    assert code == 2 and "--widths" in e
