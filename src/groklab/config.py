@@ -105,7 +105,7 @@ class TrainConfig:
     snapshots: int = opt(24, "weight snapshots at log-spaced steps (0 = none)", ge=0)
     early_stop: bool = opt(True, "stop members whose outcome is settled (see analysis)")
     device: str = opt("auto", "where to train", choices=("auto", "cpu", "cuda"))
-    threads: int = opt(0, "torch CPU threads (0 = all cores)", ge=0)
+    threads: int = opt(0, "torch CPU threads (0 = $OMP_NUM_THREADS or all cores)", ge=0)
     member_chunk: int = opt(0, "forward/backward this many members at a time (0 = all); exact, bounds memory "
                             "and keeps activations in cache", ge=0)
     softmax: str = opt("softmax", "output normalization: softmax, or StableMax s(x)=x+1 (x>=0), 1/(1-x) (x<0) "

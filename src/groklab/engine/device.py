@@ -46,7 +46,9 @@ def resolve_device(name: str) -> torch.device:
 def setup(device: str = "auto", threads: int = 0) -> torch.device:
     """Choose the device and thread count, tune the allocator; return the device."""
     dev = resolve_device(device)
-    torch.set_num_threads(threads if threads > 0 else (os.cpu_count() or 1))
+    if threads <= 0:  # all cores, unless OMP_NUM_THREADS says otherwise
+        threads = int(os.environ.get("OMP_NUM_THREADS") or 0) or (os.cpu_count() or 1)
+    torch.set_num_threads(threads)
     tune_cpu_allocator()
     return dev
 
