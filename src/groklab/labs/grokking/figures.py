@@ -97,13 +97,18 @@ def spectrum_figure(w: np.ndarray, out: Path, title: str, key: list[int]) -> Pat
     return plot.save(fig, out)
 
 
-def parity_weights(snaps: list[tuple[int, np.ndarray]], k_bits: int, out: Path, title: str) -> Path:
+def parity_weights(snaps: list[tuple[int, np.ndarray]], k_bits: int, out: Path, title: str,
+                   n_bits: int | None = None) -> Path:
     """Mean |weight| per input bit over training: generalizing nets concentrate on the first k bits."""
     steps = [s for s, _ in snaps]
     mass = np.stack([np.abs(w).mean(1) for _, w in snaps])  # (S, d_in)
     fig, axes = plot.subplots(1, 2, w=5.0)
     ax, ax2 = axes[0]
+    n_bits = n_bits or mass.shape[1]
     for j in range(mass.shape[1]):
+        if j >= n_bits:  # the constant bias column
+            ax.plot(steps, mass[:, j], color="black", ls="--", lw=1, label="bias column")
+            continue
         rel = j < k_bits
         ax.plot(steps, mass[:, j], color=plot.TRAIN if rel else "#999999", lw=1.5 if rel else 0.7,
                 label=("relevant bits" if j == 0 else None) if rel else ("other bits" if j == k_bits else None))

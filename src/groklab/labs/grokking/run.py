@@ -129,7 +129,8 @@ def draw(cfg: Config, res: TrainResult, models: list[dict], snap_w, out: Path) -
         figs.append(figures.spectrum_figure(snap_w[-1][1], out / "spectrum.png", title,
                                             models[0]["key_frequencies"]))
     if snap_w and cfg.task.kind == "parity":
-        figs.append(figures.parity_weights(snap_w, cfg.task.k_bits, out / "parity_weights.png", title))
+        figs.append(figures.parity_weights(snap_w, cfg.task.k_bits, out / "parity_weights.png", title,
+                                            cfg.task.n_bits))
     if len(models) > 1:
         figs.append(figures.step_distribution(models, out / "step_generalized.png", title))
     return figs
