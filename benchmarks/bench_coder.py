@@ -1,21 +1,24 @@
 """Arithmetic-coder throughput on CPU: constriction's range coder alone, and end to end with the GPT.
 
-    python benchmarks/bench_coder.py [--model RUN] [--examples 10000] [--threads 2] [--chunk 2000]
+    python benchmarks/bench_coder.py [--model RUN] [--examples 10000] [--threads 1,2] [--chunk 2000] [--write]
 
 Without --model a randomly initialized GPT of the addition8-cpu shape is used (throughput does not depend
-on the weights). Prints one JSON object; the numbers go to the compression section of BENCHMARKS.md.
+on the weights). Prints a JSON line per thread count and a table; --write puts the table into the
+compression section of BENCHMARKS.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 
 import constriction
 import numpy as np
 import torch
+from common import report
 
 from groklab.data.addition import format_text
 from groklab.engine import device as devmod
@@ -77,10 +80,10 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="run folder of a compress train run")
     ap.add_argument("--examples", type=int, default=10_000)
     ap.add_argument("--chunk", type=int, default=2000)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", default="1,2", help="comma-separated thread counts, each measured")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--write", action="store_true", help="put the table into BENCHMARKS.md")
     a = ap.parse_args()
-    devmod.setup("cpu", a.threads)
     if a.model:
         model, cfg, mhash, _ = load_model(a.model)
     else:
@@ -88,11 +91,23 @@ def main() -> None:
         torch.manual_seed(0)
         model = GPT(cfg.shape()).eval()
         mhash = model_hash(model.state_dict(), arch_toml(cfg))
-    res = {"machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-           "torch": torch.__version__, "model": a.model or "random addition8-cpu shape",
-           "range_coder_only": range_coder_only(a.examples * 28, a.repeat),
-           "with_model": with_model(model, mhash, cfg.fmt(), a.examples, a.chunk, a.repeat)}
-    print(json.dumps(res, indent=2))
+    load0 = os.getloadavg()[0]
+    lines = [f"Measured {time.strftime('%Y-%m-%d %H:%M')} UTC on {platform.machine()} ({os.cpu_count()} cores), "
+             f"torch {torch.__version__}, load average {load0:.2f} at start; model: "
+             f"{a.model or 'random weights of the addition8-cpu shape'} ({model.n_params():,} parameters); "
+             f"{a.examples:,} examples = {a.examples * cfg.fmt().n_targets:,} coded tokens, chunk {a.chunk}, "
+             f"best of {a.repeat}.", "",
+             "| what | threads | encode tokens/s | decode tokens/s |", "|---|---|---|---|"]
+    for threads in (int(t) for t in a.threads.split(",")):
+        devmod.setup("cpu", threads)
+        rc = range_coder_only(a.examples * cfg.fmt().n_targets, a.repeat)
+        wm = with_model(model, mhash, cfg.fmt(), a.examples, a.chunk, a.repeat)
+        print(json.dumps({"threads": threads, "range_coder_only": rc, "with_model": wm}), flush=True)
+        lines.append(f"| constriction range coder alone (Categorical, perfect=False, 14 symbols) | {threads} | "
+                     f"{rc['encode_tokens_per_s'] / 1e6:.1f} M | {rc['decode_tokens_per_s'] / 1e6:.1f} M |")
+        lines.append(f"| with the GPT (incremental KV-cache forward over {a.chunk:,}-example chunks) | {threads} | "
+                     f"{wm['encode_tokens_per_s'] / 1e3:.1f} k | {wm['decode_tokens_per_s'] / 1e3:.1f} k |")
+    report("\n".join(lines), "coder-bench", a.write)
 
 
 if __name__ == "__main__":

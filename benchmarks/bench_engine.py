@@ -15,17 +15,15 @@ import platform
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import report
+
 CONFIGS = [  # (label, environment switches)
     ("before: default allocator, unfused AdamW", {"GROKLAB_ALLOCATOR": "default", "GROKLAB_FUSED_ADAM": "0"}),
     ("tuned allocator, unfused AdamW", {"GROKLAB_FUSED_ADAM": "0"}),
     ("tuned allocator, fused AdamW", {}),
     ("after: + 32-member chunks", {"chunk": "32"}),
 ]
-BEGIN, END = "<!-- engine-bench:begin -->", "<!-- engine-bench:end -->"
-
 
 def bench(models: int, steps: int, loop_models: int, env: dict) -> dict:
     env = dict(env)
@@ -66,13 +64,7 @@ def main() -> None:
         lines.append(f"| {label} | {m} | {r['batched_step_ms']:.1f} | {r['batched_model_steps_per_s']:.0f} | "
                      f"{r['loop_model_steps_per_s']:.0f} | {r['speedup']:.1f}x | {r['engine_gflops']:.1f} | "
                      f"{r['matmul_gflops']:.0f} | {r['fraction_of_peak']:.2f} | {vs} |")
-    table = "\n".join(lines)
-    print(table)
-    if a.write:
-        path = ROOT / "BENCHMARKS.md"
-        text = path.read_text()
-        i, j = text.index(BEGIN) + len(BEGIN), text.index(END)
-        path.write_text(text[:i] + "\n" + table + "\n" + text[j:])
+    report("\n".join(lines), "engine-bench", a.write)
 
 
 if __name__ == "__main__":

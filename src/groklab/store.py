@@ -118,6 +118,8 @@ def resolve(run: str | Path, root: Path | None = None) -> Path:
     if (p / "config.toml").is_file():
         return p
     root = root or default_root()
+    if p.is_absolute() or len(p.parts) != 1 or any(c in str(run) for c in "*?["):
+        raise GroklabError(f"RUN: no run {str(run)!r} (not a run folder with config.toml)")
     hits = sorted(q for q in root.glob(f"{run}*") if q.is_dir()) if root.is_dir() else []
     if len(hits) == 1:
         return hits[0]

@@ -18,6 +18,20 @@ def test_format_and_sums():
         assert a + b == c and len(line[19:28]) == 9
 
 
+def test_planted_carry_chains():
+    """The carry_boost curriculum: every example still adds up and holds a run of 9-sums; chain lengths
+    cover 1..n_digits, so long carries (rare under the seed's distribution) are common."""
+    x = Addition().sample(2000, torch.Generator().manual_seed(1), chains=True)
+    longest = []
+    for line in to_text(x):
+        a, b = line[1:9], line[10:18]
+        assert int(a) + int(b) == int(line[19:28])
+        runs = "".join("9" if int(p) + int(q) == 9 else "." for p, q in zip(a, b))
+        longest.append(max(len(r) for r in runs.split(".")))
+    assert min(longest) >= 1 and max(longest) == 8
+    assert sum(n >= 5 for n in longest) > 500  # uniform sampling: about 4 in 100,000
+
+
 def test_reverse_and_swap():
     g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
     plain = to_text(Addition().sample(50, g()))

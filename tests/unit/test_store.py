@@ -47,4 +47,7 @@ def test_snapshots_round_trip_without_pickle(tmp_path):
 def test_resolve_errors(tmp_path):
     with pytest.raises(GroklabError, match="no run"):
         store.resolve("missing", tmp_path)
+    for bad in (tmp_path / "not-a-run", "sub/dir", "run*"):  # absolute paths, paths and globs never glob
+        with pytest.raises(GroklabError, match="no run"):
+            store.resolve(bad, tmp_path)
     np.testing.assert_equal(store.list_runs(tmp_path / "none"), [])

@@ -60,12 +60,20 @@ class Addition:
         return p
 
     # ------------------------------------------------------------------------------------ sampling
-    def sample(self, n: int, g: torch.Generator) -> torch.Tensor:
-        """n fresh examples as token ids. # (n, seq_len) int64"""
+    def sample(self, n: int, g: torch.Generator, chains: bool = False) -> torch.Tensor:
+        """n fresh examples as token ids. # (n, seq_len) int64
+
+        chains: plant a carry chain in every example (a curriculum, not the seed's distribution): a run
+        of L consecutive digit pairs with a_i + b_i = 9, L uniform in 1..n_digits at a uniform offset."""
         nd = self.n_digits
         probs = torch.tensor(np.stack([self.digit_probs(k) for k in range(nd)]), dtype=torch.float64)
         draw = torch.multinomial(probs.repeat(2, 1), n, replacement=True, generator=g)  # (2nd, n)
         a, b = draw[:nd].T, draw[nd:].T  # (n, nd) digits, most significant first
+        if chains:
+            length = torch.randint(1, nd + 1, (n, 1), generator=g)  # (n, 1)
+            start = (torch.rand(n, 1, generator=g) * (nd - length + 1)).long()  # (n, 1) in 0..nd-L
+            i = torch.arange(nd)  # (nd,)
+            b = torch.where((i >= start) & (i < start + length), 9 - a, b)
         if self.answer == "sum":
             c = digits(to_int(a) + to_int(b), nd + 1)  # (n, nd+1)
         else:

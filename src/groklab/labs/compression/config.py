@@ -21,6 +21,9 @@ class AddDataConfig:
     seed: int = opt(0, "seed of the fresh training stream (held-out sets use seed + 1e9, + 2e9)", ge=0)
     val_examples: int = opt(10_000, "fixed held-out set, evaluated every log_every steps and at the end",
                             ge=1)
+    carry_boost: float = opt(0.0, "curriculum: fraction of each training batch with a planted carry chain "
+                             "(a run of digit pairs summing to 9); held-out sets, exact match and the "
+                             "prequential code length use only the seed's distribution", ge=0.0, lt=1.0)
 
 
 @dataclass

@@ -41,7 +41,7 @@ def file_bytes(fmt: Addition, n: int, seed: int) -> bytes:
 
 def _train(cfg: CompressConfig, fmts: list[Addition], steps: int, dev) -> dict:
     c = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=steps))
-    model, rows, preq_nats, wall = train_model(c, dev, fmts=fmts)
+    model, rows, preq_nats, _, wall = train_model(c, dev, fmts=fmts)
     model = model.cpu().eval()
     return {"model": model, "rows": rows, "preq_bits": preq_nats / LN2, "wall_s": wall,
             "hash": model_hash(model.state_dict(), arch_toml(cfg)), "desc_bits": description_bits(model)["xz_bits"]}

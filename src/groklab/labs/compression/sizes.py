@@ -37,10 +37,9 @@ def run_sizes(cfg: CompressConfig, widths: list[int], root: Path | str | None = 
         run.write_json("env.json", devmod.environment(dev))
         for i, w in enumerate(widths):
             c = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, width=w))
-            model, mrows, preq_nats, wall = train_model(c, dev)
+            model, mrows, preq_nats, n_seen, wall = train_model(c, dev)
             model = model.cpu()
             final = {m: v for (s, m, v, p) in mrows if p < 0}
-            n_seen = c.train.steps * c.train.batch_size
             rows.append({"width": w, "n_params": model.n_params(), "val_loss": final["val_loss"],
                          "gap_pct": 100 * (final["val_loss"] / fmt.floor() - 1),
                          "exact_match": final["exact_match"],

@@ -105,8 +105,20 @@ def mixture_sample(fmts: list[Addition], n: int, g: torch.Generator) -> torch.Te
     return torch.cat([f.sample(n // k + (i < n % k), g) for i, f in enumerate(fmts)])
 
 
+def train_batch(fmts: list[Addition], cfg: CompressConfig, stream: torch.Generator) -> tuple[torch.Tensor, int]:
+    """One fresh training batch: (tokens (B, T), n_seed) — the first n_seed rows follow the seed's
+    distribution (they are the prequential code); the rest carry planted carry chains (data.carry_boost)
+    and are trained on their answer positions only, so the operand statistics stay the seed's."""
+    b = cfg.train.batch_size
+    n_boost = int(round(b * cfg.data.carry_boost)) if len(fmts) == 1 else 0
+    x = mixture_sample(fmts, b - n_boost, stream)
+    if n_boost:
+        x = torch.cat([x, fmts[0].sample(n_boost, stream, chains=True)])
+    return x, b - n_boost
+
+
 def train_model(cfg: CompressConfig, dev, on_progress=None, on_log=None, fmts: list[Addition] | None = None):
-    """The training loop. Returns (model, rows, prequential_nats, wall_s).
+    """The training loop. Returns (model, rows, prequential_nats, prequential_examples, wall_s).
 
     fmts: train on an even mixture of these formats instead of cfg's (joint compression)."""
     fmt = cfg.fmt()
@@ -119,7 +131,7 @@ def train_model(cfg: CompressConfig, dev, on_progress=None, on_log=None, fmts: l
     val = mixture_sample(fmts, cfg.data.val_examples, torch.Generator().manual_seed(cfg.data.seed + VAL_SEED))
     rows: list[tuple[int, str, float, int]] = []
     floor_pos = np.mean([f.floor_per_target() for f in fmts], axis=0)
-    preq_nats = fmt.n_targets * math.log(14) * t.batch_size  # first block: uniform code over the vocabulary
+    preq_nats, preq_examples = 0.0, 0
     t0 = time.perf_counter()
 
     def log_eval(step: int) -> None:
@@ -135,21 +147,26 @@ def train_model(cfg: CompressConfig, dev, on_progress=None, on_log=None, fmts: l
     for step in range(t.steps):
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
-        x = mixture_sample(fmts, t.batch_size, stream).to(dev)  # (B, T) fresh examples, each seen once
+        x, n_seed = train_batch(fmts, cfg, stream)  # (B, T) fresh examples, each seen once
+        x = x.to(dev)
         logits = model(x[:, :-1])  # (B, T-1, V)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1))
+        nll = F.cross_entropy(logits.transpose(1, 2), x[:, 1:], reduction="none")  # (B, T-1)
+        loss = nll.mean()
+        if n_seed < len(x):  # planted-chain rows teach only the answer: their operands are not the seed's
+            loss = torch.cat([nll[:n_seed].flatten(), nll[n_seed:, fmt.answer_slice].flatten()]).mean()
         if cfg.model.dropout > 0:  # the code length must be the eval-mode loss before the update
             with torch.no_grad():
                 model.eval()
-                pre = F.cross_entropy(model(x[:, :-1]).reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1))
+                pre = F.cross_entropy(model(x[:n_seed, :-1]).transpose(1, 2), x[:n_seed, 1:]).detach()
                 model.train()
         else:
-            pre = loss.detach()
+            pre = nll[:n_seed].detach().mean()
         pre_v = float(pre)
         if not math.isfinite(pre_v):
             raise GroklabError(f"optim.lr: training diverged (loss {pre_v}) at step {step}; lower the lr")
-        if step > 0:
-            preq_nats += pre_v * x[:, 1:].numel()  # mean nats/token x tokens
+        # step 0 is coded with the untrained model's distribution: a real first block a decoder can replay
+        preq_nats += pre_v * x[:n_seed, 1:].numel()  # mean nats/token x tokens
+        preq_examples += n_seed
         rows.append((step, "train_loss", pre_v, -1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -161,7 +178,7 @@ def train_model(cfg: CompressConfig, dev, on_progress=None, on_log=None, fmts: l
             log_eval(done)
         if on_progress:
             on_progress(done, 1)
-    return model, rows, preq_nats, time.perf_counter() - t0
+    return model, rows, preq_nats, preq_examples, time.perf_counter() - t0
 
 
 def description_bits(model: GPT) -> dict:
@@ -183,7 +200,7 @@ def run_train(cfg: CompressConfig, root: Path | str | None = None, on_progress=N
     try:
         run.write_text("config.toml", cfg.to_toml())
         run.write_json("env.json", devmod.environment(dev))
-        model, rows, preq_nats, train_wall = train_model(cfg, dev, on_progress, on_log)
+        model, rows, preq_nats, preq_examples, train_wall = train_model(cfg, dev, on_progress, on_log)
     except BaseException:
         run.abandon()
         raise
@@ -196,7 +213,7 @@ def run_train(cfg: CompressConfig, root: Path | str | None = None, on_progress=N
     run.write_table("metrics.parquet", long_rows(rows))
     last = {m: v for (s, m, v, p) in rows if p < 0 and m in ("val_loss", "exact_match")}
     floor = fmt.floor()
-    n_seen = cfg.train.steps * cfg.train.batch_size
+    n_seen = preq_examples  # the seed's-distribution examples of the stream (carry_boost rows excluded)
     bits_final = last["val_loss"] * fmt.n_targets / LN2
     desc = description_bits(model)
     floor_bits = floor * fmt.n_targets / LN2
@@ -211,7 +228,7 @@ def run_train(cfg: CompressConfig, root: Path | str | None = None, on_progress=N
         "lab": "compression", "preset": cfg.name, "run_dir": str(run.path), "run_id": run.id,
         "val_loss": last["val_loss"], "floor": floor, "gap_pct": 100 * (last["val_loss"] / floor - 1),
         "exact_match": last["exact_match"], "val_examples": cfg.data.val_examples, "steps": cfg.train.steps,
-        "examples_seen": n_seen, "n_params": model.n_params(), "model_hash": mhash,
+        "examples_seen": cfg.train.steps * cfg.train.batch_size, "n_params": model.n_params(), "model_hash": mhash,
         "device": str(dev), "threads": torch.get_num_threads(),
         "train_wall_s": round(train_wall, 3), "prequential": preq, "two_part": two_part,
     }
