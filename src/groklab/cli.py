@@ -101,36 +101,59 @@ def print_grok(summary: dict) -> None:
 
 
 @app.command()
-def compare(preset: str | None = PRESET, intervention: str = typer.Option(..., help="grokfast-ema | grokfast-ma | "
-            "orthograd | stablemax | float64 | l1"),
+def compare(preset: str | None = PRESET,
+            intervention: list[str] = typer.Option(..., help="grokfast-ema | grokfast-ma | orthograd | stablemax | "
+                                                   "float64 | l1; repeat (or comma-separate) for several arms "
+                                                   "against one baseline"),
             set_: list[str] | None = SET, seeds: int | None = typer.Option(None, help="members (seeds) per arm"),
             steps: int | None = typer.Option(None, help="optimizer steps"),
             probe_steps: int = typer.Option(200, help="steps used to measure the effective step size"),
             out_dir: Path | None = OUT, as_json: bool = JSON):
-    """An intervention vs a baseline with the same weight decay and seeds: steps to 95% test, ratio."""
+    """Interventions vs one baseline with the same weight decay and seeds: steps to 95% test, ratios."""
     from groklab.labs.grokking.compare import INTERVENTIONS
     from groklab.labs.grokking.compare import compare as run_compare
 
-    if intervention not in INTERVENTIONS:
-        raise GroklabError(f"--intervention: {intervention!r} is not known; choose one of: {', '.join(INTERVENTIONS)}")
+    names = [n.strip() for v in intervention for n in v.split(",") if n.strip()]
+    for name in names:
+        if name not in INTERVENTIONS:
+            raise GroklabError(f"--intervention: {name!r} is not known; choose one of: {', '.join(INTERVENTIONS)}")
+    if not names or len(set(names)) != len(names):
+        raise GroklabError(f"--intervention: give each intervention once; choose from: {', '.join(INTERVENTIONS)}")
     if probe_steps < 1:
         raise GroklabError("--probe-steps: must be >= 1")
     cfg = config.load_config(preset or "demo", None, set_ or [], train__seeds=seeds, train__steps=steps)
-    prog, update = progress_bar(cfg.train.steps, f"compare {cfg.name} vs +{intervention}", not as_json)
+    n_runs = 1 + len(names)
+    prog, update = progress_bar(cfg.train.steps * n_runs, f"compare {cfg.name}: baseline + {', '.join(names)}",
+                                not as_json)
+    runs_done = [-1]
+
+    def on_progress(step: int, active: int) -> None:  # one bar over every arm's run
+        if step == 0:
+            runs_done[0] += 1
+        update(runs_done[0] * cfg.train.steps + step, active)
+
     with prog:
-        res = run_compare(cfg, intervention, root=out_dir, probe_steps=probe_steps, on_progress=update)
+        res = run_compare(cfg, names, root=out_dir, probe_steps=probe_steps, on_progress=on_progress)
     if as_json:
         return emit_json(res)
-    t = Table(title=f"{cfg.name}: baseline vs {intervention} (weight decay {res['weight_decay']} {res['decay']})")
-    for c in ("arm", "generalized", "median step to 95% test", "mean |Δw| per step", "run"):
+    t = Table(title=f"{cfg.name}: interventions vs baseline (weight decay {res['weight_decay']} {res['decay']}, "
+                    f"{res['steps']} steps)")
+    for c in ("arm", "generalized", "median step to 95% test", "speedup", "paired speedup", "mean |Δw| per step",
+              "step size ratio", "run"):
         t.add_column(c)
-    for arm in ("baseline", "treated"):
-        r = res[arm]
-        t.add_row(arm, f"{r['generalized']}/{r['members']}", str(r["median_step_generalized"]),
-                  f"{r['step_size']:.3g}", r["run_dir"])
+
+    def fmt(v, spec=".2f", suffix="x"):
+        return "n/a" if v is None else f"{v:{spec}}{suffix}"
+
+    b = res["baseline"]
+    t.add_row("baseline", f"{b['generalized']}/{b['members']}", str(b["median_step_generalized"]), "", "",
+              f"{b['step_size']:.3g}", "", b["run_dir"])
+    for name, r in res["arms"].items():
+        t.add_row(name, f"{r['generalized']}/{r['members']}", str(r["median_step_generalized"]), fmt(r["speedup"]),
+                  fmt(r["paired_speedup"]), f"{r['step_size']:.3g}", fmt(r["step_size_ratio"]), r["run_dir"])
     out.print(t)
-    sp = f"{res['speedup']:.2f}x" if res["speedup"] else "n/a (an arm never reached 95% test)"
-    out.print(f"speedup in steps to 95% test: {sp}; effective step size x{res['step_size_ratio']:.2f}")
+    out.print("speedup: ratio of the medians over seeds that reached 95% test; paired: median per-seed ratio "
+              "over seeds that reached it in both arms; n/a: an arm never got there")
 
 
 @app.command()

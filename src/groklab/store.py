@@ -162,8 +162,9 @@ def load_snapshots(path: Path) -> list[tuple[int, dict[str, torch.Tensor]]]:
 
 
 def query(sql: str, root: Path | None = None):
-    """Run SQL over every complete run: views `runs` (one row per run) and `members` (one row per
-    member, with run_id). Returns (column names, rows)."""
+    """Run SQL over every complete run: views `runs` (one row per run), `members` (one row per
+    member, with run_id) and `metrics` (the long curves: run_id, grp, member, step, metric, value, ...).
+    Returns (column names, rows)."""
     import duckdb
 
     root = root or default_root()
@@ -174,6 +175,13 @@ def query(sql: str, root: Path | None = None):
     files = [str(p / "members.parquet") for p in done]
     con.execute(f"CREATE VIEW members AS SELECT regexp_extract(filename, '([^/]+)/members.parquet$', 1) "
                 f"AS run_id, * EXCLUDE (filename) FROM read_parquet({files!r}, filename=true, union_by_name=true)")
+    mfiles = [str(f) for p in done for f in (p / "metrics.parquet", *sorted(p.glob("groups/g*_metrics.parquet")))
+              if f.is_file()]
+    if mfiles:  # sweep groups: `grp` is the group index (members are numbered within a group)
+        con.execute(f"CREATE VIEW metrics AS SELECT regexp_extract(filename, '([^/]+)/(groups/)?[^/]*metrics"
+                    f"\\.parquet$', 1) AS run_id, TRY_CAST(regexp_extract(filename, 'g([0-9]+)_metrics', 1) AS "
+                    f"INTEGER) AS grp, * EXCLUDE (filename) FROM read_parquet({mfiles!r}, filename=true, "
+                    f"union_by_name=true)")
     rows = [{"run_id": p.name, **{k: v for k, v in read_summary(p).items() if not isinstance(v, (list, dict))}}
             for p in done]
     con.register("runs_df", pa.Table.from_pylist(rows))

@@ -81,6 +81,9 @@ def test_runs_list_show_query(runs):
     assert shown["models"][0]["seed"] == 0 and shown["lab"] == "grokking"
     rows = groklab_json("runs", "query", "SELECT seed, outcome FROM members ORDER BY seed", runs=runs)
     assert [r["seed"] for r in rows] == [0, 1]
+    curve = groklab_json("runs", "query", "SELECT member, step, value FROM metrics WHERE metric = 'train_acc' "
+                         f"AND run_id = '{run_id}' ORDER BY member, step", runs=runs)
+    assert {r["member"] for r in curve} == {0, 1} and curve[0]["step"] == 0 and 0 <= curve[-1]["value"] <= 1
     human = groklab("runs", "list", runs=runs).stdout
     assert run_id[:15] in human and "complete" in human
 
@@ -95,14 +98,18 @@ def test_killed_run_never_looks_complete(runs):
 
 
 def test_compare_intervention_and_animation(runs):
-    out = groklab_json("compare", *TINY[:2], "--intervention", "grokfast-ema", "--steps", "200", "--seeds", "2",
-                       "--set", "task.p=23", "--set", "model.embed_size=32", "--probe-steps", "5", runs=runs)
-    assert out["intervention"] == "grokfast-ema" and out["settings"]["optim.grokfast"] == "ema"
-    for arm in ("baseline", "treated"):
-        assert out[arm]["members"] == 2 and out[arm]["step_size"] > 0
-    assert out["step_size_ratio"] != 1.0  # the filter really changes the update
-    cfg = (store.resolve(out["treated"]["run_dir"]) / "config.toml").read_text()
+    out = groklab_json("compare", *TINY[:2], "--intervention", "grokfast-ema,orthograd", "--steps", "200",
+                       "--seeds", "2", "--set", "task.p=23", "--set", "model.embed_size=32", "--probe-steps", "5",
+                       runs=runs)
+    assert list(out["arms"]) == ["grokfast-ema", "orthograd"]
+    ema = out["arms"]["grokfast-ema"]
+    assert ema["settings"]["optim.grokfast"] == "ema"
+    for arm in (out["baseline"], ema, out["arms"]["orthograd"]):
+        assert arm["members"] == 2 and arm["step_size"] > 0
+    assert ema["step_size_ratio"] != 1.0  # the filter really changes the update
+    cfg = (store.resolve(ema["run_dir"]) / "config.toml").read_text()
     assert 'grokfast = "ema"' in cfg
+    assert "orthograd = true" in (store.resolve(out["arms"]["orthograd"]["run_dir"]) / "config.toml").read_text()
     gif = groklab_json("runs", "animate", out["baseline"]["run_dir"], "--member", "1", runs=runs)["gif"]
     assert gif.endswith(".gif") and open(gif, "rb").read(6) == b"GIF89a"
     bad = groklab("compare", "--intervention", "magic", runs=runs, check=False)

@@ -29,6 +29,8 @@ def test_small_sweep_table_figures_and_resume(runs):
     assert t2["outcome"] == t["outcome"] and t2["train_loss"] == t["train_loss"]  # deterministic re-run
     rows = groklab_json("runs", "query", "SELECT count(*) AS n FROM members", runs=runs)
     assert rows == [{"n": 60}]
+    rows = groklab_json("runs", "query", "SELECT count(DISTINCT grp) AS g FROM metrics", runs=runs)
+    assert rows == [{"g": len(list((run / "groups").glob("g*_metrics.parquet")))}]
 
 
 def test_resume_dir_that_is_not_a_sweep(runs, tmp_path):

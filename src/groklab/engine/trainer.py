@@ -95,17 +95,24 @@ def member_grads(model, params: dict[str, torch.Tensor], x: torch.Tensor, y: tor
     With `chunk` > 0 members go through forward/backward `chunk` at a time (exact: members never interact),
     which keeps the activations of one chunk in cache and bounds memory."""
     m = next(iter(params.values())).shape[0]
+    plain = loss_kw.get("softmax", "softmax") == "softmax" and loss_kw.get("dtype", "float32") == "float32"
+
+    def grads_of(sub: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        if plain and hasattr(model, "loss_grads"):  # hand-written softmax cross-entropy backward
+            return model.loss_grads(sub, x, y, loss_kw.get("reduction", "ce"))
+        sub = {k: v.detach().requires_grad_(True) for k, v in sub.items()}
+        ls = member_losses(model.forward(sub, x), y, **loss_kw)  # (M,)
+        return ls.detach(), dict(zip(sub, torch.autograd.grad(ls.sum(), list(sub.values()))))
+
     if chunk <= 0 or chunk >= m:
-        losses = member_losses(model.forward(params, x), y, **loss_kw)  # (M,)
-        return losses.detach(), dict(zip(params, torch.autograd.grad(losses.sum(), list(params.values()))))
+        return grads_of(params)
     grads = {k: torch.empty_like(v) for k, v in params.items()}
     losses = torch.empty(m, device=x.device)
     for s in range(0, m, chunk):
-        sub = {k: v.detach()[s:s + chunk].requires_grad_(True) for k, v in params.items()}
-        ls = member_losses(model.forward(sub, x), y, **loss_kw)  # (chunk,)
-        for k, g in zip(sub, torch.autograd.grad(ls.sum(), list(sub.values()))):
+        ls, gs = grads_of({k: v[s:s + chunk] for k, v in params.items()})  # (chunk,)
+        for k, g in gs.items():
             grads[k][s:s + chunk] = g
-        losses[s:s + chunk] = ls.detach()
+        losses[s:s + chunk] = ls
     return losses, grads
 
 

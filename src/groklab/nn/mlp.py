@@ -76,6 +76,41 @@ class PairMLP:
     def forward(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         return self.hidden(params, x) @ self.output_weights(params)  # (M, N, C)
 
+    def loss_grads(self, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+                   reduction: str = "ce") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Per-member softmax cross-entropy (M,) and its gradients, the heavy part written by hand.
+
+        Autograd only sees the small collapsed weights A (M, p, H) and U (M, H, C); the (M, N, C) part
+        — logits, log-softmax, loss and dlogits = softmax − onehot — runs as a few in-place passes
+        instead of autograd's separate log-softmax / NLL forward and backward kernels (BENCHMARKS.md).
+        Same function as `forward` + cross-entropy; gradients agree with autograd to float32 rounding."""
+        leaves = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+        with torch.enable_grad():
+            a_w, u_w = self.input_weights(leaves), self.output_weights(leaves)  # (M, p, H), (M, H, C)
+        a, u = a_w.detach(), u_w.detach()
+        m, n, c = a.shape[0], len(y), u.shape[2]
+        i0, i1 = x[:, 0], x[:, 1]
+        pre = a[:, i0] + a[:, i1]  # (M, N, H)
+        h = self.act(pre)  # (M, N, H)
+        logp = torch.log_softmax(torch.bmm(h, u), -1)  # (M, N, C)
+        tgt = y.expand(m, n).unsqueeze(-1)  # (M, N, 1)
+        loss = -logp.gather(-1, tgt).squeeze(-1).mean(1)  # (M,)
+        scale = 1.0 / (n * c) if reduction == "pair" else 1.0 / n
+        g = logp.exp_()  # softmax, in place. # (M, N, C)
+        g.scatter_add_(-1, tgt, torch.full((1, 1, 1), -1.0, device=g.device).expand(m, n, 1)).mul_(scale)
+        d_u = torch.bmm(h.transpose(1, 2), g)  # (M, H, C)
+        d_pre = torch.bmm(g, u.transpose(1, 2))  # (M, N, H)
+        if self.act_name == "relu":
+            d_pre.mul_(pre > 0)
+        else:
+            with torch.enable_grad():
+                pre.requires_grad_(True)
+                d_pre = torch.autograd.grad(self.act(pre), pre, d_pre)[0]
+        d_a = torch.zeros_like(a).index_add_(1, i0, d_pre).index_add_(1, i1, d_pre)  # (M, p, H)
+        grads = torch.autograd.grad([a_w, u_w], list(leaves.values()), [d_a, d_u], allow_unused=True)
+        out = {k: (gr if gr is not None else torch.zeros_like(leaves[k])) for k, gr in zip(leaves, grads)}
+        return (loss / c if reduction == "pair" else loss), out
+
 
 class BitMLP:
     """logits = act(x @ W1) @ W2 for x in {-1, +1}^d (a bias, if any, is a constant input column)."""

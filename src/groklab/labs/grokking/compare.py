@@ -68,24 +68,37 @@ def median_step(models: list[dict]) -> float | None:
     return float(np.median(v)) if v else None
 
 
-def compare(cfg: Config, intervention: str, extra: list[tuple[str, object]] = (), root=None,
+def _arm_result(c: Config, root, probe_steps: int, on_progress) -> dict:
+    s = run_grok(c, root, on_progress=on_progress)
+    return {"run_dir": s["run_dir"], "wall_s": s["wall_s"], "median_step_generalized": median_step(s["models"]),
+            "generalized": sum(m["step_generalized"] is not None for m in s["models"]),
+            "members": len(s["models"]), "outcome_counts": s["outcome_counts"],
+            "step_generalized": {m["seed"]: m["step_generalized"] for m in s["models"]},
+            "step_size": step_size(c, probe_steps)}
+
+
+def paired_speedup(base: dict, treated: dict) -> float | None:
+    """Median over seeds that reached 95% test in both arms of baseline step / treated step."""
+    r = [b / t for seed, b in base.items() if b and (t := treated.get(seed))]
+    return float(np.median(r)) if r else None
+
+
+def compare(cfg: Config, interventions: list[str], extra: list[tuple[str, object]] = (), root=None,
             probe_steps: int = 200, on_progress=None) -> dict:
-    treated = arm(cfg, intervention, extra)
+    """One baseline run, then one run per intervention with the same seeds, weight decay and steps."""
+    treated = {name: arm(cfg, name, extra) for name in interventions}  # validates every name first
     base = copy.deepcopy(cfg)
     for k, v in extra:
         set_field(base, k, v)
     base = validate(base)
-    results = {}
-    for label, c in (("baseline", base), ("treated", treated)):
-        s = run_grok(c, root, on_progress=on_progress)
-        results[label] = {"run_dir": s["run_dir"], "wall_s": s["wall_s"],
-                          "median_step_generalized": median_step(s["models"]),
-                          "generalized": sum(m["step_generalized"] is not None for m in s["models"]),
-                          "members": len(s["models"]), "outcome_counts": s["outcome_counts"],
-                          "step_size": step_size(c, probe_steps)}
-    b, t = results["baseline"], results["treated"]
-    speedup = (b["median_step_generalized"] / t["median_step_generalized"]
-               if b["median_step_generalized"] and t["median_step_generalized"] else None)
-    return {"preset": cfg.name, "intervention": intervention, "settings": INTERVENTIONS[intervention],
-            "weight_decay": cfg.optim.weight_decay, "decay": cfg.optim.decay, **results,
-            "speedup": speedup, "step_size_ratio": t["step_size"] / b["step_size"] if b["step_size"] else None}
+    b = _arm_result(base, root, probe_steps, on_progress)
+    arms = {}
+    for name, c in treated.items():
+        t = _arm_result(c, root, probe_steps, on_progress)
+        speedup = (b["median_step_generalized"] / t["median_step_generalized"]
+                   if b["median_step_generalized"] and t["median_step_generalized"] else None)
+        arms[name] = {**t, "settings": INTERVENTIONS[name], "speedup": speedup,
+                      "paired_speedup": paired_speedup(b["step_generalized"], t["step_generalized"]),
+                      "step_size_ratio": t["step_size"] / b["step_size"] if b["step_size"] else None}
+    return {"preset": cfg.name, "weight_decay": cfg.optim.weight_decay, "decay": cfg.optim.decay,
+            "steps": cfg.train.steps, "baseline": b, "arms": arms}
