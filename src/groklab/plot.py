@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -24,23 +22,20 @@ def subplots(nrows: int = 1, ncols: int = 1, w: float = 5.0, h: float = 3.6, **k
 
 
 def save(fig, path: Path | str) -> Path:
-    """Write a PNG atomically and close the figure."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
-    try:
+    """Write a PNG atomically (store.atomic_write) and close the figure."""
+    from groklab.store import atomic_write
+
+    def write(tmp: Path) -> None:
         if fig.get_layout_engine() is None:  # figures made with layout="constrained" lay themselves out
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
                 fig.tight_layout()
-        fig.savefig(tmp, bbox_inches="tight")
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
-        os.replace(tmp, path)
+        fig.savefig(tmp, bbox_inches="tight", format="png")
+
+    try:
+        return atomic_write(path, write)
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
-    return path
 
 
 def symlog_steps(ax) -> None:

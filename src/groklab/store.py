@@ -34,10 +34,12 @@ def default_root() -> Path:
     return Path(os.environ.get("GROKLAB_RUNS", "runs"))
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Write through a temp file in the same folder, then rename: readers never see half a file."""
+def atomic_write(path: Path | str, write) -> Path:
+    """Call write(tmp_path) on a temp file in the same folder, then rename: readers never see half a
+    file, and a failure leaves nothing behind. The one way groklab writes a file."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
     os.close(fd)
     try:
         write(Path(tmp))
@@ -46,6 +48,11 @@ def _atomic_write(path: Path, write) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
+
+
+def atomic_write_bytes(path: Path | str, data: bytes) -> Path:
+    return atomic_write(path, lambda t: t.write_bytes(data))
 
 
 class Run:
@@ -69,7 +76,7 @@ class Run:
 
     def write_text(self, rel: str, text: str) -> Path:
         p = self.path / rel
-        _atomic_write(p, lambda t: t.write_text(text))
+        atomic_write(p, lambda t: t.write_text(text))
         return p
 
     def write_json(self, rel: str, obj) -> Path:
@@ -78,14 +85,14 @@ class Run:
     def write_table(self, rel: str, columns: dict[str, np.ndarray | list]) -> Path:
         table = pa.table({k: pa.array(v) for k, v in columns.items()})
         p = self.path / rel
-        _atomic_write(p, lambda t: pq.write_table(table, t))
+        atomic_write(p, lambda t: pq.write_table(table, t))
         return p
 
     def write_snapshot(self, step: int, params: dict[str, torch.Tensor], name: str | None = None) -> Path:
         """Weights of all members at `step` (file step_XXXXXXX, or `name` for e.g. the final weights)."""
         p = self.path / "snapshots" / f"{name or f'step_{step:07d}'}.safetensors"
         tensors = {k: v.detach().cpu().contiguous() for k, v in params.items()}
-        _atomic_write(p, lambda t: save_file(tensors, str(t), metadata={"step": str(step)}))
+        atomic_write(p, lambda t: save_file(tensors, str(t), metadata={"step": str(step)}))
         return p
 
     def complete(self) -> None:
@@ -168,13 +175,15 @@ def query(sql: str, root: Path | None = None):
     import duckdb
 
     root = root or default_root()
-    done = [p for p in sorted(root.glob("*")) if is_complete(p) and (p / "members.parquet").is_file()]
+    done = [p for p in sorted(root.glob("*")) if is_complete(p)]
     if not done:
         raise GroklabError(f"runs query: no complete runs under {root}")
     con = duckdb.connect()
-    files = [str(p / "members.parquet") for p in done]
-    con.execute(f"CREATE VIEW members AS SELECT regexp_extract(filename, '([^/]+)/members.parquet$', 1) "
-                f"AS run_id, * EXCLUDE (filename) FROM read_parquet({files!r}, filename=true, union_by_name=true)")
+    files = [str(p / "members.parquet") for p in done if (p / "members.parquet").is_file()]
+    if files:  # grokking runs and sweeps
+        con.execute(f"CREATE VIEW members AS SELECT regexp_extract(filename, '([^/]+)/members.parquet$', 1) "
+                    f"AS run_id, * EXCLUDE (filename) FROM read_parquet({files!r}, filename=true, "
+                    f"union_by_name=true)")
     mfiles = [str(f) for p in done for f in (p / "metrics.parquet", *sorted(p.glob("groups/g*_metrics.parquet")))
               if f.is_file()]
     if mfiles:  # sweep groups: `grp` is the group index (members are numbered within a group)

@@ -79,8 +79,9 @@ def test_runs_list_show_query(runs):
     assert [r["id"] for r in listed] == [run_id] and listed[0]["complete"]
     shown = groklab_json("runs", "show", run_id, runs=runs)
     assert shown["models"][0]["seed"] == 0 and shown["lab"] == "grokking"
-    rows = groklab_json("runs", "query", "SELECT seed, outcome FROM members ORDER BY seed", runs=runs)
-    assert [r["seed"] for r in rows] == [0, 1]
+    rows = groklab_json("runs", "query", "SELECT seed, outcome, test_acc, peak_test_acc FROM members ORDER BY seed",
+                        runs=runs)
+    assert [r["seed"] for r in rows] == [0, 1] and all(r["peak_test_acc"] >= r["test_acc"] for r in rows)
     curve = groklab_json("runs", "query", "SELECT member, step, value FROM metrics WHERE metric = 'train_acc' "
                          f"AND run_id = '{run_id}' ORDER BY member, step", runs=runs)
     assert {r["member"] for r in curve} == {0, 1} and curve[0]["step"] == 0 and 0 <= curve[-1]["value"] <= 1

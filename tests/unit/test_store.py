@@ -27,9 +27,11 @@ def test_atomic_write_leaves_no_partial_file(tmp_path):
     def boom(_):
         raise RuntimeError("killed mid-write")
     with pytest.raises(RuntimeError):
-        store._atomic_write(run.path / "metrics.parquet", boom)
+        store.atomic_write(run.path / "metrics.parquet", boom)
     assert not (run.path / "metrics.parquet").exists()
     assert [p.name for p in run.path.iterdir() if p.name.startswith(".")] == []
+    out = store.atomic_write_bytes(tmp_path / "sub" / "x.glac", b"abc")
+    assert out.read_bytes() == b"abc" and (out.stat().st_mode & 0o777) == 0o644  # not mkstemp's 0600
 
 
 def test_snapshots_round_trip_without_pickle(tmp_path):

@@ -27,7 +27,7 @@ from groklab.sweep import figures
 from groklab.sweep.grid import SweepSpec, groups
 
 SUMMARY_KEYS = ("outcome", "step_memorized", "step_generalized", "train_acc", "test_acc", "train_loss",
-                "test_loss", "last_step")
+                "test_loss", "last_step", "peak_test_acc", "step_peak_test_acc")
 
 
 def column(key: str, keys: list[str]) -> str:

@@ -10,7 +10,7 @@ import torch
 import typer
 from rich.table import Table
 
-from groklab import GroklabError
+from groklab import GroklabError, store
 from groklab.labs.compression import config as cconfig
 
 compress_app = typer.Typer(no_args_is_help=True, help="Compression lab (seed 002): next-token prediction is "
@@ -88,7 +88,6 @@ def data(n_examples: int = typer.Option(..., "--n-examples", help="examples to w
          preset: str | None = PRESET, set_: list[str] | None = SET, as_json: bool = JSON):
     """Write n fresh examples in seed 002's format (`s17282456+79546852=096829308e`)."""
     from groklab.data.addition import format_text
-    from groklab.labs.compression.coder import atomic_write_bytes
 
     if n_examples < 1:
         raise GroklabError(f"--n-examples: must be >= 1, got {n_examples}")
@@ -98,7 +97,7 @@ def data(n_examples: int = typer.Option(..., "--n-examples", help="examples to w
                        data__reverse=reverse)
     fmt = cfg.fmt()
     tokens = fmt.sample(n_examples, torch.Generator().manual_seed(seed))
-    atomic_write_bytes(out_file, format_text(tokens).encode())
+    store.atomic_write_bytes(out_file, format_text(tokens).encode())
     res = {"path": str(out_file), "n_examples": n_examples, "floor_nats_per_token": fmt.floor(),
            "floor_bits_per_example": fmt.floor() * fmt.n_targets / math.log(2)}
     if as_json:
@@ -131,7 +130,7 @@ def encode(in_file: Path = typer.Argument(..., help="text file of examples"),
     t0 = time.perf_counter()
     blob = coder.encode_bytes(net, mhash, cfg.fmt(), data, chunk, str(in_file))
     wall = time.perf_counter() - t0
-    coder.atomic_write_bytes(out_file, blob)
+    store.atomic_write_bytes(out_file, blob)
     n = coder.read_header(blob)["n_examples"]
     res = {"path": str(out_file), "n_examples": n, "bytes_in": len(data), "bytes_out": len(blob),
            "bits_per_example": 8 * len(blob) / n, "wall_s": wall,
@@ -155,7 +154,7 @@ def decode(in_file: Path = typer.Argument(..., help="compressed file"),
     t0 = time.perf_counter()
     data = coder.decode_bytes(net, mhash, cfg.fmt(), blob, str(in_file))
     wall = time.perf_counter() - t0
-    coder.atomic_write_bytes(out_file, data)
+    store.atomic_write_bytes(out_file, data)
     n = coder.read_header(blob)["n_examples"]
     res = {"path": str(out_file), "n_examples": n, "bytes_out": len(data), "wall_s": wall,
            "tokens_per_s": n * cfg.fmt().n_targets / wall}

@@ -15,9 +15,7 @@ catches any mismatch.
 from __future__ import annotations
 
 import hashlib
-import os
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 
@@ -128,20 +126,6 @@ def decode_bytes(model: GPT, mhash: str, fmt: Addition, blob: bytes, where: str 
         raise GroklabError(f"{where}: decoded data fails the checksum of the original (the probabilities "
                            "differ from the encoder's: other torch build or device?)")
     return data
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temp file in the same folder and rename, so no partial output is ever left."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_input(path: Path, what: str = "IN") -> bytes:

@@ -207,9 +207,8 @@ def run_train(cfg: CompressConfig, root: Path | str | None = None, on_progress=N
     model = model.cpu().eval()
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     mhash = model_hash(state, arch_toml(cfg))
-    tmp = run.path / f".{WEIGHTS}.tmp"
-    save_file(state, str(tmp), metadata={"model_hash": mhash, "arch": arch_toml(cfg)})
-    tmp.replace(run.path / WEIGHTS)
+    store.atomic_write(run.path / WEIGHTS, lambda t: save_file(state, str(t), metadata={
+        "model_hash": mhash, "arch": arch_toml(cfg)}))
     run.write_table("metrics.parquet", long_rows(rows))
     last = {m: v for (s, m, v, p) in rows if p < 0 and m in ("val_loss", "exact_match")}
     floor = fmt.floor()
