@@ -22,8 +22,10 @@ CONFIGS = [  # (label, environment switches)
     ("before: default allocator, unfused AdamW", {"GROKLAB_ALLOCATOR": "default", "GROKLAB_FUSED_ADAM": "0"}),
     ("tuned allocator, unfused AdamW", {"GROKLAB_FUSED_ADAM": "0"}),
     ("tuned allocator, fused AdamW", {}),
-    ("after: + 32-member chunks", {"chunk": "32"}),
+    ("+ 32-member chunks", {"chunk": "32", "GROKLAB_FUSED_LOSS": "0"}),
+    ("after: + hand-written backward (one softmax pass, fused weight products)", {"chunk": "32"}),
 ]
+
 
 def bench(models: int, steps: int, loop_models: int, env: dict) -> dict:
     env = dict(env)

@@ -103,3 +103,17 @@ def test_member_chunks_give_identical_gradients():
     torch.testing.assert_close(l0, l2)
     for k in g0:
         torch.testing.assert_close(g0[k], g2[k], rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("embed_size,tied,act,fixed,reduction", [
+    (16, True, "relu", "none", "pair"), (16, False, "relu", "none", "ce"), (0, True, "gelu", "none", "ce"),
+    (0, False, "relu", "none", "pair"), (2, True, "relu", "fourier", "pair"), (16, True, "tanh", "none", "ce")])
+def test_hand_written_loss_grads_match_autograd(embed_size, tied, act, fixed, reduction):
+    data = modular_task(13, "add", 0.5, False, seed=0)
+    model = PairMLP(13, 13, hidden=6, embed_size=embed_size, tied=tied, act=act, fixed_embed=fixed)
+    params = {k: v.requires_grad_(True) for k, v in model.init([0, 1, 2], torch.ones(3) * 3).items()}
+    loss, grads = model.loss_grads(params, data.x_train, data.y_train, reduction)
+    ref = member_losses(model.forward(params, data.x_train), data.y_train, reduction)  # (M,)
+    torch.testing.assert_close(loss, ref.detach(), rtol=1e-5, atol=1e-7)
+    for k, g in zip(params, torch.autograd.grad(ref.sum(), list(params.values()))):
+        torch.testing.assert_close(grads[k], g, rtol=1e-4, atol=1e-7)

@@ -7,6 +7,7 @@ evaluated per member; weights are snapshotted at log-spaced steps; members whose
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -95,7 +96,8 @@ def member_grads(model, params: dict[str, torch.Tensor], x: torch.Tensor, y: tor
     With `chunk` > 0 members go through forward/backward `chunk` at a time (exact: members never interact),
     which keeps the activations of one chunk in cache and bounds memory."""
     m = next(iter(params.values())).shape[0]
-    plain = loss_kw.get("softmax", "softmax") == "softmax" and loss_kw.get("dtype", "float32") == "float32"
+    plain = (loss_kw.get("softmax", "softmax") == "softmax" and loss_kw.get("dtype", "float32") == "float32"
+             and os.environ.get("GROKLAB_FUSED_LOSS") != "0")  # bench switch: autograd all the way
 
     def grads_of(sub: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if plain and hasattr(model, "loss_grads"):  # hand-written softmax cross-entropy backward

@@ -78,38 +78,69 @@ class PairMLP:
 
     def loss_grads(self, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
                    reduction: str = "ce") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Per-member softmax cross-entropy (M,) and its gradients, the heavy part written by hand.
+        """Per-member softmax cross-entropy (M,) and its gradients, written by hand (no autograd graph
+        over the (M, N, C) logits). Same function as `forward` + cross-entropy; gradients agree with
+        autograd to float32 rounding (tests/unit/test_optim.py). BENCHMARKS.md has the speed-up.
 
-        Autograd only sees the small collapsed weights A (M, p, H) and U (M, H, C); the (M, N, C) part
-        — logits, log-softmax, loss and dlogits = softmax − onehot — runs as a few in-place passes
-        instead of autograd's separate log-softmax / NLL forward and backward kernels (BENCHMARKS.md).
-        Same function as `forward` + cross-entropy; gradients agree with autograd to float32 rounding."""
+        The factored tied model (PAIR's) is fully manual: A and Uᵀ come from one product
+        embed @ [w_hidden | w_outᵀ] (M, p, 2H), and their gradients flow back through one product each
+        for the embedding and the two weights. Other variants let autograd map dA, dU to the weights."""
+        if self.e and self.tied and self.fixed is None:
+            return self._loss_grads_tied(params, x, y, reduction)
         leaves = {k: v.detach().requires_grad_(True) for k, v in params.items()}
         with torch.enable_grad():
             a_w, u_w = self.input_weights(leaves), self.output_weights(leaves)  # (M, p, H), (M, H, C)
-        a, u = a_w.detach(), u_w.detach()
-        m, n, c = a.shape[0], len(y), u.shape[2]
+        ut = u_w.detach().transpose(1, 2)  # (M, C, H) view
+        d_a, d_ut = torch.empty_like(a_w), torch.empty_like(ut)
+        loss = self._head(a_w.detach(), ut, x, y, reduction, d_a, d_ut)
+        grads = torch.autograd.grad([a_w, u_w], list(leaves.values()), [d_a, d_ut.transpose(1, 2)],
+                                    allow_unused=True)
+        return loss, {k: (g if g is not None else torch.zeros_like(leaves[k])) for k, g in zip(leaves, grads)}
+
+    def _loss_grads_tied(self, params, x, y, reduction):
+        emb, w_h, w_o = params["embed"].detach(), params["w_hidden"].detach(), params["w_out"].detach()
+        h = self.h
+        w_cat = torch.cat([w_h, w_o.transpose(1, 2)], -1)  # (M, E, 2H)
+        au = torch.bmm(emb, w_cat)  # (M, p, 2H): A = emb @ w_hidden, Uᵀ = emb @ w_outᵀ
+        d_au = torch.empty_like(au)  # (M, p, 2H)
+        loss = self._head(au[..., :h], au[..., h:], x, y, reduction, d_au[..., :h], d_au[..., h:])
+        d_w = torch.bmm(emb.transpose(1, 2), d_au)  # (M, E, 2H)
+        return loss, {"embed": torch.bmm(d_au, w_cat.transpose(1, 2)),  # (M, p, E)
+                      "w_hidden": d_w[..., :h], "w_out": d_w[..., h:].transpose(1, 2)}
+
+    def _head(self, a: torch.Tensor, ut: torch.Tensor, x: torch.Tensor, y: torch.Tensor, reduction: str,
+              d_a: torch.Tensor, d_ut: torch.Tensor) -> torch.Tensor:
+        """Loss (M,) of logits = act(A[x0] + A[x1]) @ Uᵀᵀ; writes dA into d_a (M, p, H), dUᵀ into d_ut (M, C, H).
+
+        One softmax pass gives both the gradient (softmax − onehot) and the loss −log softmax[y]; examples
+        whose target probability is too small for float32 (< 1e-30) get their loss as logsumexp − logit."""
+        m, n, c = a.shape[0], len(y), ut.shape[1]
         i0, i1 = x[:, 0], x[:, 1]
         pre = a[:, i0] + a[:, i1]  # (M, N, H)
         h = self.act(pre)  # (M, N, H)
-        logp = torch.log_softmax(torch.bmm(h, u), -1)  # (M, N, C)
+        logits = torch.bmm(h, ut.transpose(1, 2))  # (M, N, C)
+        g = torch.softmax(logits, -1)  # (M, N, C)
         tgt = y.expand(m, n).unsqueeze(-1)  # (M, N, 1)
-        loss = -logp.gather(-1, tgt).squeeze(-1).mean(1)  # (M,)
-        scale = 1.0 / (n * c) if reduction == "pair" else 1.0 / n
-        g = logp.exp_()  # softmax, in place. # (M, N, C)
-        g.scatter_add_(-1, tgt, torch.full((1, 1, 1), -1.0, device=g.device).expand(m, n, 1)).mul_(scale)
-        d_u = torch.bmm(h.transpose(1, 2), g)  # (M, H, C)
-        d_pre = torch.bmm(g, u.transpose(1, 2))  # (M, N, H)
+        p_y = g.gather(-1, tgt).squeeze(-1)  # (M, N)
+        nll = -p_y.log()  # (M, N)
+        tiny = p_y < 1e-30
+        if bool(tiny.any()):  # confidently wrong: recover the exact loss from the logits
+            nll[tiny] = logits[tiny].logsumexp(-1) - logits.gather(-1, tgt).squeeze(-1)[tiny]
+        del logits
+        loss = nll.mean(1)  # (M,)
+        g.scatter_add_(-1, tgt, torch.full((1, 1, 1), -1.0, device=g.device).expand(m, n, 1))
+        g.mul_(1.0 / (n * c) if reduction == "pair" else 1.0 / n)  # dloss/dlogits
+        torch.bmm(g.transpose(1, 2), h, out=d_ut) if d_ut.is_contiguous() else d_ut.copy_(
+            torch.bmm(g.transpose(1, 2), h))  # (M, C, H)
+        d_pre = torch.bmm(g, ut)  # (M, N, H)
         if self.act_name == "relu":
             d_pre.mul_(pre > 0)
         else:
             with torch.enable_grad():
                 pre.requires_grad_(True)
                 d_pre = torch.autograd.grad(self.act(pre), pre, d_pre)[0]
-        d_a = torch.zeros_like(a).index_add_(1, i0, d_pre).index_add_(1, i1, d_pre)  # (M, p, H)
-        grads = torch.autograd.grad([a_w, u_w], list(leaves.values()), [d_a, d_u], allow_unused=True)
-        out = {k: (gr if gr is not None else torch.zeros_like(leaves[k])) for k, gr in zip(leaves, grads)}
-        return (loss / c if reduction == "pair" else loss), out
+        d_a.zero_().index_add_(1, i0, d_pre).index_add_(1, i1, d_pre)
+        return loss / c if reduction == "pair" else loss
 
 
 class BitMLP:
