@@ -117,4 +117,3 @@ def test_hand_written_loss_grads_match_autograd(embed_size, tied, act, fixed, re
     torch.testing.assert_close(loss, ref.detach(), rtol=1e-5, atol=1e-7)
     for k, g in zip(params, torch.autograd.grad(ref.sum(), list(params.values()))):
         torch.testing.assert_close(grads[k], g, rtol=1e-4, atol=1e-7)
-
