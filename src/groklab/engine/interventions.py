@@ -21,6 +21,8 @@ class GradTransforms:
         self.alpha, self.lam, self.window = optim.grokfast_alpha, optim.grokfast_lambda, optim.grokfast_window
         self.ema = {k: torch.zeros_like(v) for k, v in params.items()} if self.kind == "ema" else {}
         self.hist: dict[str, list[torch.Tensor]] = {k: [] for k in params} if self.kind == "ma" else {}
+        self.sum: dict[str, torch.Tensor] = {}  # running sum of self.hist[k], re-summed every window steps
+        self.t = 0
 
     @property
     def active(self) -> bool:
@@ -29,6 +31,7 @@ class GradTransforms:
     def select(self, idx: torch.Tensor) -> None:
         self.ema = {k: v[idx] for k, v in self.ema.items()}
         self.hist = {k: [g[idx] for g in gs] for k, gs in self.hist.items()}
+        self.sum = {k: v[idx] for k, v in self.sum.items()}
 
     @torch.no_grad()
     def __call__(self, params: dict[str, torch.Tensor], grads: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -41,14 +44,17 @@ class GradTransforms:
                 out[k] = g + self.lam * self.ema[k]
             grads = out
         elif self.kind == "ma":
-            out = {}
+            out, self.t = {}, self.t + 1
             for k, g in grads.items():
                 h = self.hist[k]
                 h.append(g.clone())
+                self.sum[k] = self.sum[k].add_(g) if k in self.sum else g.clone()
                 if len(h) > self.window:
-                    h.pop(0)
+                    self.sum[k].sub_(h.pop(0))
+                if self.t % self.window == 0:  # re-sum now and then so add/sub rounding never accumulates
+                    self.sum[k] = torch.stack(h).sum(0)
                 # the MA filter (Lee et al.) starts filtering once the window is full
-                out[k] = g + self.lam * torch.stack(h).mean(0) if len(h) == self.window else g
+                out[k] = g + (self.lam / self.window) * self.sum[k] if len(h) == self.window else g
             grads = out
         return grads
 
