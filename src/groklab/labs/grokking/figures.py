@@ -142,7 +142,10 @@ def step_distribution(summaries: list[dict], out: Path, title: str) -> Path:
     ax.set_ylabel("members")
     n_never = len(summaries) - len(gen)
     ax.set_title(f"{title}: {len(gen)}/{len(summaries)} generalized ({n_never} never)")
-    ax.legend()
+    if mem or gen:
+        ax.legend()
+    else:
+        ax.text(0.5, 0.5, "no member memorized or generalized yet", transform=ax.transAxes, ha="center")
     return plot.save(fig, out)
 
 
