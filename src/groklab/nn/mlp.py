@@ -110,7 +110,7 @@ class PairMLP:
 
     def _head(self, a: torch.Tensor, ut: torch.Tensor, x: torch.Tensor, y: torch.Tensor, reduction: str,
               d_a: torch.Tensor, d_ut: torch.Tensor) -> torch.Tensor:
-        """Loss (M,) of logits = act(A[x0] + A[x1]) @ Uᵀᵀ; writes dA into d_a (M, p, H), dUᵀ into d_ut (M, C, H).
+        """Loss (M,) of logits = act(A[x0] + A[x1]) @ U, given Uᵀ; writes dA into d_a (M, p, H), dUᵀ into d_ut.
 
         One softmax pass gives both the gradient (softmax − onehot) and the loss −log softmax[y]; examples
         whose target probability is too small for float32 (< 1e-30) get their loss as logsumexp − logit."""
@@ -130,8 +130,7 @@ class PairMLP:
         loss = nll.mean(1)  # (M,)
         g.scatter_add_(-1, tgt, torch.full((1, 1, 1), -1.0, device=g.device).expand(m, n, 1))
         g.mul_(1.0 / (n * c) if reduction == "pair" else 1.0 / n)  # dloss/dlogits
-        torch.bmm(g.transpose(1, 2), h, out=d_ut) if d_ut.is_contiguous() else d_ut.copy_(
-            torch.bmm(g.transpose(1, 2), h))  # (M, C, H)
+        d_ut.copy_(torch.bmm(g.transpose(1, 2), h))  # (M, C, H), small
         d_pre = torch.bmm(g, ut)  # (M, N, H)
         if self.act_name == "relu":
             d_pre.mul_(pre > 0)
