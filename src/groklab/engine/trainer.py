@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from groklab.engine.interventions import GradTransforms
 from groklab.engine.optim import BatchedOptimizer
 
+HAND_WRITTEN_LOSS = os.environ.get("GROKLAB_FUSED_LOSS") != "0"  # bench switch: "0" = autograd all the way
 METRICS = ("train_loss", "test_loss", "train_acc", "test_acc", "l1_norm", "l2_norm")
 
 
@@ -96,8 +97,8 @@ def member_grads(model, params: dict[str, torch.Tensor], x: torch.Tensor, y: tor
     With `chunk` > 0 members go through forward/backward `chunk` at a time (exact: members never interact),
     which keeps the activations of one chunk in cache and bounds memory."""
     m = next(iter(params.values())).shape[0]
-    plain = (loss_kw.get("softmax", "softmax") == "softmax" and loss_kw.get("dtype", "float32") == "float32"
-             and os.environ.get("GROKLAB_FUSED_LOSS") != "0")  # bench switch: autograd all the way
+    plain = (HAND_WRITTEN_LOSS and loss_kw.get("softmax", "softmax") == "softmax"
+             and loss_kw.get("dtype", "float32") == "float32")
 
     def grads_of(sub: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if plain and hasattr(model, "loss_grads"):  # hand-written softmax cross-entropy backward
