@@ -117,3 +117,19 @@ def test_hand_written_loss_grads_match_autograd(embed_size, tied, act, fixed, re
     torch.testing.assert_close(loss, ref.detach(), rtol=1e-5, atol=1e-7)
     for k, g in zip(params, torch.autograd.grad(ref.sum(), list(params.values()))):
         torch.testing.assert_close(grads[k], g, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("act,reduction,chunk_elems", [("relu", "ce", 2**20), ("relu", "pair", 64),
+                                                      ("tanh", "ce", 64)])
+def test_bit_mlp_chunked_loss_grads_match_autograd(act, reduction, chunk_elems):
+    """The chunked hand-written parity backward = autograd over all examples (several chunks when small)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 2, (100, 9), generator=g).float() * 2 - 1  # (N, d)
+    y = torch.randint(0, 2, (100,), generator=g)
+    model = BitMLP(9, 2, hidden=6, act=act)
+    params = {k: v.requires_grad_(True) for k, v in model.init([0, 1, 2], torch.ones(3)).items()}
+    loss, grads = model.loss_grads(params, x, y, reduction, chunk_elems=chunk_elems)
+    ref = member_losses(model.forward(params, x), y, reduction)  # (M,)
+    torch.testing.assert_close(loss, ref.detach(), rtol=1e-5, atol=1e-7)
+    for k, gr in zip(params, torch.autograd.grad(ref.sum(), list(params.values()))):
+        torch.testing.assert_close(grads[k], gr, rtol=1e-4, atol=1e-7)
