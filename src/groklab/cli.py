@@ -161,7 +161,8 @@ def sweep(preset: str | None = PRESET,
           config_file: Path | None = typer.Option(None, "--config", help="a sweep TOML file (lab = \"sweep\")"),
           scale: str = typer.Option("full", help="small | full"),
           set_: list[str] | None = typer.Option(None, "--set", help="override a base field: section.key=value"),
-          resume: Path | None = typer.Option(None, help="continue a killed sweep folder"),
+          resume: Path | None = typer.Option(None, help="continue a killed sweep folder, or join one that "
+                                             "other processes are running (each takes unclaimed groups)"),
           device: str | None = typer.Option(None, help="auto | cpu | cuda"),
           threads: int | None = typer.Option(None, help="torch threads (default: all cores)"),
           out_dir: Path | None = OUT, as_json: bool = JSON):
@@ -199,6 +200,10 @@ def sweep(preset: str | None = PRESET,
         summary = run_sweep(spec, out_dir, resume, device, threads, on_progress=update)
     if as_json:
         return emit_json(summary)
+    if not summary["complete"]:
+        out.print(f"this process is done; groups {summary['groups_pending']} are still being trained by other "
+                  f"processes (the last one to finish writes the table): {summary['run_dir']}")
+        return
     out.print(f"{summary['n_runs']} runs in {summary['groups']} groups, {summary['wall_s']:.1f} s "
               f"({summary['member_steps_per_s']} member-steps/s)")
     out.print("outcomes: " + ", ".join(f"{k} {v}" for k, v in summary["outcome_counts"].items()))

@@ -1,5 +1,8 @@
 """Sweeps through the real CLI: tiny grid, resume after a kill, bad input."""
 
+import os
+import socket
+
 import pyarrow.parquet as pq
 
 from groklab import store
@@ -22,8 +25,17 @@ def test_small_sweep_table_figures_and_resume(runs):
     (run / "groups" / "g002.parquet").unlink()
     (run / "COMPLETE").unlink()
     first = (run / "groups" / "g000.parquet").stat().st_mtime_ns
+    # g002's claim is stale (its process is gone): taken over; g003 is claimed by a live process (this one)
+    host = socket.gethostname()
+    (run / "groups" / "g002.claim").write_text(f"{host} 4194305\n")
+    (run / "groups" / "g003.parquet").unlink()
+    (run / "groups" / "g003.claim").write_text(f"{host} {os.getpid()}\n")
+    part = groklab_json("sweep", "--resume", run, runs=runs)
+    assert part["complete"] is False and part["groups_pending"] == [3] and not store.is_complete(run)
+    assert (run / "groups" / "g002.parquet").is_file() and not (run / "groups" / "g002.claim").exists()
+    (run / "groups" / "g003.claim").unlink()  # that process "died" without finishing: resume again
     resumed = groklab_json("sweep", "--resume", run, runs=runs)
-    assert resumed["n_runs"] == 60 and store.is_complete(run)
+    assert resumed["n_runs"] == 60 and resumed["complete"] and store.is_complete(run)
     assert (run / "groups" / "g000.parquet").stat().st_mtime_ns == first  # finished groups were skipped
     t2 = pq.read_table(run / "members.parquet").to_pydict()
     assert t2["outcome"] == t["outcome"] and t2["train_loss"] == t["train_loss"]  # deterministic re-run

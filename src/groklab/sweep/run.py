@@ -3,11 +3,17 @@
 runs/<id>/  sweep.json (the spec)  env.json  groups/gNNN.parquet (members)  groups/gNNN_metrics.parquet
             members.parquet (all members)  summary.json  figures/  COMPLETE
 A killed sweep resumes with `groklab sweep --resume DIR`: groups whose table exists are skipped.
+Several processes may work on one folder at once (`groklab sweep --resume DIR` in another terminal, each
+with its own --threads): a process claims a group by creating groups/gNNN.claim (holding its host and pid)
+before training it and skips groups claimed by a live process; a claim whose process is gone is taken
+over. The process that finishes the last group writes the table, figures and summary.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import time
 from pathlib import Path
 
@@ -50,6 +56,38 @@ def open_resume(path: Path) -> tuple[store.Run, SweepSpec]:
     return store.Run(path), spec
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def claim(path: Path) -> bool:
+    """Claim a group for this process by creating `path` exclusively. A claim left by a process that is no
+    longer running on this host is taken over; a claim from another host is respected."""
+    me = f"{socket.gethostname()} {os.getpid()}\n"
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                host, pid = path.read_text().split()
+            except (OSError, ValueError):  # being written right now, or unreadable: leave it
+                return False
+            if host != socket.gethostname() or _alive(int(pid)):
+                return False
+            path.unlink(missing_ok=True)  # stale: its process is gone
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(me)
+        return True
+    return False
+
+
 def run_sweep(spec: SweepSpec, root=None, resume: Path | None = None, device: str | None = None,
               threads: int | None = None, on_progress=None) -> dict:
     """Run (or, with `resume` = a sweep folder and its spec from `open_resume`, continue) a sweep."""
@@ -71,9 +109,15 @@ def run_sweep(spec: SweepSpec, root=None, resume: Path | None = None, device: st
     keys = list(spec.grid)
     steps_total = sum(cfg.train.steps for cfg, _ in plan)
     done_steps, model_steps, train_s = 0, 0, 0.0
+    (run.path / "groups").mkdir(exist_ok=True)
     for gi, (cfg, pts) in enumerate(plan):
         gfile = run.path / "groups" / f"g{gi:03d}.parquet"
-        if gfile.is_file():
+        cfile = gfile.with_suffix(".claim")
+        if gfile.is_file() or not claim(cfile):  # done, or another live process is training it
+            done_steps += cfg.train.steps
+            continue
+        if gfile.is_file():  # finished between the check and the claim
+            cfile.unlink(missing_ok=True)
             done_steps += cfg.train.steps
             continue
         data = make_task(cfg)
@@ -102,7 +146,14 @@ def run_sweep(spec: SweepSpec, root=None, resume: Path | None = None, device: st
                 rows[k].append(s[k])
         run.write_table(f"groups/g{gi:03d}_metrics.parquet", long_metrics(res, members))
         run.write_table(f"groups/g{gi:03d}.parquet", rows)  # written last: marks the group done
+        cfile.unlink(missing_ok=True)
         done_steps += cfg.train.steps
+    pending = [gi for gi in range(len(plan)) if not (run.path / "groups" / f"g{gi:03d}.parquet").is_file()]
+    if pending:  # other processes are still training these
+        return {"lab": "sweep", "preset": spec.name, "scale": spec.scale, "run_dir": str(run.path),
+                "run_id": run.id, "complete": False, "groups": len(plan), "groups_pending": pending,
+                "wall_s": round(time.perf_counter() - t0, 3), "model_steps": model_steps,
+                "member_steps_per_s": round(model_steps / train_s, 1) if train_s else None}
     table = pa.concat_tables([pq.read_table(run.path / "groups" / f"g{gi:03d}.parquet") for gi in range(len(plan))],
                              promote_options="default")  # an all-None column is typed null in one group
     pq.write_table(table, run.path / "members.parquet")
@@ -111,8 +162,8 @@ def run_sweep(spec: SweepSpec, root=None, resume: Path | None = None, device: st
     figs = figures.draw(spec, t, keys, column, run.path / "figures")
     wall = time.perf_counter() - t0
     summary = {"lab": "sweep", "preset": spec.name, "scale": spec.scale, "run_dir": str(run.path),
-               "run_id": run.id, "wall_s": round(wall, 3), "n_runs": len(t["outcome"]), "groups": len(plan),
-               "outcome_counts": counts, "model_steps": model_steps,
+               "run_id": run.id, "complete": True, "wall_s": round(wall, 3), "n_runs": len(t["outcome"]),
+               "groups": len(plan), "outcome_counts": counts, "model_steps": model_steps,
                "member_steps_per_s": round(model_steps / train_s, 1) if train_s else None,
                "figures": [str(f) for f in figs]}
     run.write_json("summary.json", summary)

@@ -43,6 +43,7 @@ class AddOptimConfig:
     min_lr_frac: float = opt(1.0, "final lr as a fraction of the peak (1 = constant after warm-up)",
                              ge=0.0, le=1.0)
     warmup: int = opt(0, "linear warm-up steps", ge=0)
+    cooldown: int = opt(0, "last steps, after the cosine: the lr falls linearly from lr * min_lr_frac to 0", ge=0)
     weight_decay: float = opt(0.1, "AdamW decoupled weight decay on weight matrices", ge=0.0)
     beta1: float = opt(0.9, "Adam beta1", ge=0.0, lt=1.0)
     beta2: float = opt(0.98, "Adam beta2", ge=0.0, lt=1.0)
@@ -83,8 +84,10 @@ class CompressConfig:
         m = self.model
         if m.width % m.heads:
             raise GroklabError(f"model.width: must be divisible by model.heads ({m.heads}), got {m.width}")
-        if self.optim.warmup > self.train.steps:
-            raise GroklabError(f"optim.warmup: at most train.steps ({self.train.steps}), got {self.optim.warmup}")
+        o = self.optim
+        if o.warmup + o.cooldown > self.train.steps:
+            raise GroklabError(f"optim.warmup + optim.cooldown: at most train.steps ({self.train.steps}), "
+                               f"got {o.warmup} + {o.cooldown}")
 
     def fmt(self):
         """The data generator (groklab.data.addition.Addition)."""

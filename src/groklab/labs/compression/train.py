@@ -53,11 +53,13 @@ def evaluate(model: GPT, tokens: torch.Tensor, fmt: Addition, batch: int, dev) -
 
 
 def lr_at(step: int, cfg: CompressConfig) -> float:
-    """Linear warm-up, then cosine from lr to lr * min_lr_frac."""
+    """Linear warm-up, cosine from lr to lr * min_lr_frac, then (optim.cooldown) linear from there to 0."""
     o, n = cfg.optim, cfg.train.steps
     if step < o.warmup:
         return o.lr * (step + 1) / o.warmup
-    t = (step - o.warmup) / max(1, n - o.warmup)
+    if step >= n - o.cooldown:
+        return o.lr * o.min_lr_frac * (n - step) / o.cooldown
+    t = (step - o.warmup) / max(1, n - o.cooldown - o.warmup)
     return o.lr * (o.min_lr_frac + (1 - o.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
