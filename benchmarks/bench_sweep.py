@@ -4,8 +4,9 @@
 
 small: the whole `--scale small` sweep, end to end (early stopping on, as users run it).
 full:  every one of the full grid's 25 groups (45 members each) for `--steps` steps with early stopping
-       off, timed group by group; the estimate for the whole grid is 20k steps x the summed step times,
-       an upper bound (early stopping only removes work).
+       off, timed group by group, before (autograd backward) and after (the parity MLP's hand-written,
+       example-chunked backward) side by side; the estimate for the whole grid is 20k steps x the summed
+       step times, an upper bound (early stopping only removes work).
 --write replaces the sweep section of BENCHMARKS.md with the table printed here.
 """
 
@@ -23,6 +24,7 @@ from common import report
 from groklab.config import load_preset_raw
 from groklab.data import make_task
 from groklab.engine import device as devmod
+from groklab.engine import trainer
 from groklab.engine.trainer import Member, train
 from groklab.nn import make_model
 from groklab.sweep.grid import groups, parse_spec
@@ -61,17 +63,26 @@ def main() -> None:
                   f"outcomes {s['outcome_counts']}.", ""]
     spec = parse_spec(raw, "pair-parity-grid", "full")
     full_steps = groups(spec)[0][0].train.steps
-    lines += [f"**full** grid, each group timed for {a.steps} steps with early stopping off:", "",
-              "| hidden | n_train | members | ms/step | member-steps/s |", "|---|---|---|---|---|"]
-    total_s, total_ms = 0.0, 0
+    lines += [f"**full** grid, each group timed for {a.steps} steps with early stopping off; before = autograd "
+              "backward, after = hand-written chunked backward (`BitMLP.loss_grads`):", "",
+              "| hidden | n_train | members | before ms/step | after ms/step | ratio | member-steps/s after |",
+              "|---|---|---|---|---|---|---|"]
+    total = {False: 0.0, True: 0.0}
+    total_ms = 0
     for cfg, pts in groups(spec):
-        sec, m = time_group(cfg, pts, a.steps, dev)
-        total_s += sec * full_steps
+        sec = {}
+        for hand in (False, True):
+            trainer.HAND_WRITTEN_LOSS = hand
+            sec[hand], m = time_group(cfg, pts, a.steps, dev)
+            total[hand] += sec[hand] * full_steps
         total_ms += m * full_steps
-        lines.append(f"| {cfg.model.hidden} | {cfg.data.n_train} | {m} | {1e3 * sec:.1f} | {m / sec:,.0f} |")
+        lines.append(f"| {cfg.model.hidden} | {cfg.data.n_train} | {m} | {1e3 * sec[False]:.1f} | "
+                     f"{1e3 * sec[True]:.1f} | {sec[False] / sec[True]:.2f}x | {m / sec[True]:,.0f} |")
         print(lines[-1], flush=True)
-    lines += ["", f"Full grid without early stopping: {total_ms:,} member-steps at {total_ms / total_s:,.0f} "
-              f"member-steps/s = **{total_s / 60:.0f} min** (upper bound; early stopping removes settled members)."]
+    lines += ["", f"Full grid without early stopping: {total_ms:,} member-steps; before {total_ms / total[False]:,.0f} "
+              f"member-steps/s = {total[False] / 60:.0f} min, after {total_ms / total[True]:,.0f} member-steps/s = "
+              f"**{total[True] / 60:.0f} min** ({total[False] / total[True]:.2f}x; upper bounds: early stopping "
+              "removes settled members)."]
     report("\n".join(lines), "sweep-bench", a.write)
 
 
