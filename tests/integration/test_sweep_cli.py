@@ -36,6 +36,7 @@ def test_small_sweep_table_figures_and_resume(runs):
     (run / "groups" / "g003.claim").unlink()  # that process "died" without finishing: resume again
     resumed = groklab_json("sweep", "--resume", run, runs=runs)
     assert resumed["n_runs"] == 60 and resumed["complete"] and store.is_complete(run)
+    assert resumed["since_created_s"] > resumed["wall_s"]  # the folder's age spans all three processes
     assert (run / "groups" / "g000.parquet").stat().st_mtime_ns == first  # finished groups were skipped
     t2 = pq.read_table(run / "members.parquet").to_pydict()
     assert t2["outcome"] == t["outcome"] and t2["train_loss"] == t["train_loss"]  # deterministic re-run

@@ -165,6 +165,9 @@ def run_sweep(spec: SweepSpec, root=None, resume: Path | None = None, device: st
                "run_id": run.id, "complete": True, "wall_s": round(wall, 3), "n_runs": len(t["outcome"]),
                "groups": len(plan), "outcome_counts": counts, "model_steps": model_steps,
                "member_steps_per_s": round(model_steps / train_s, 1) if train_s else None,
+               # wall_s, model_steps: this process; since_created_s: from the sweep folder's creation
+               # to now, across kills, resumes and joined processes
+               "since_created_s": round(time.time() - (run.path / "sweep.json").stat().st_mtime, 1),
                "figures": [str(f) for f in figs]}
     run.write_json("summary.json", summary)
     run.complete()
