@@ -124,6 +124,7 @@ def test_bad_inputs(trained, tmp_path, monkeypatch, capsys):
     (["--set", "data.n_digits=0"], "data.n_digits"),
     (["--preset", "demo"], "--preset"),
     (["--set", "optim.warmup=1000"], "optim.warmup"),
+    (["--set", "optim.cooldown=-1"], "optim.cooldown"),
 ])
 def test_config_errors_leave_no_run(tmp_path, args, field, monkeypatch, capsys):
     runs = tmp_path / "runs"
@@ -135,7 +136,8 @@ def test_config_errors_leave_no_run(tmp_path, args, field, monkeypatch, capsys):
 def test_joint_and_sizes_tiny(tmp_path, monkeypatch, capsys):
     runs = tmp_path / "runs"
     small = ["--set", "data.n_digits=2", "--set", "model.width=16", "--set", "model.heads=2", "--set",
-             "train.steps=20", "--set", "optim.warmup=5", "--set", "data.val_examples=200", "--json"]
+             "train.steps=20", "--set", "optim.warmup=5", "--set", "optim.cooldown=5", "--set", "data.val_examples=200",
+             "--json"]
     code, o, e = main(["compress", "joint", *small, "--n-file", "200"], runs, monkeypatch, capsys)
     assert code == 0, e
     res = json.loads(o)

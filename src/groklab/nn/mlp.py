@@ -8,6 +8,13 @@ import torch
 from groklab.nn import activation, init_members
 
 
+def act_backward(act, pre: torch.Tensor, d_out: torch.Tensor) -> torch.Tensor:
+    """d_out · act'(pre) by autograd, for activations without a hand-written derivative. # shape of pre"""
+    with torch.enable_grad():
+        pre = pre.detach().requires_grad_(True)
+        return torch.autograd.grad(act(pre), pre, d_out)[0]
+
+
 class PairMLP:
     """hidden = act(emb[a] @ W_h + emb[b] @ W_h); logits = (hidden @ W_out) @ embᵀ (tied).
 
@@ -135,9 +142,7 @@ class PairMLP:
         if self.act_name == "relu":
             d_pre.mul_(pre > 0)
         else:
-            with torch.enable_grad():
-                pre.requires_grad_(True)
-                d_pre = torch.autograd.grad(self.act(pre), pre, d_pre)[0]
+            d_pre = act_backward(self.act, pre, d_pre)
         d_a.zero_().index_add_(1, i0, d_pre).index_add_(1, i1, d_pre)
         return loss / c if reduction == "pair" else loss
 
@@ -176,11 +181,11 @@ class BitMLP:
         g1, g2t = torch.zeros_like(w1), torch.zeros_like(w2t)  # (M, d, H), (M, C, H)
         loss = torch.zeros(m, device=w1.device)
         step = max(16, chunk_elems // (m * self.h))
+        relu = self.act_name == "relu"
         for s in range(0, n_all, step):
             xc, yc = x[s:s + step], y[s:s + step]  # (n, d), (n,)
             n = len(yc)
             pre = torch.matmul(xc, w1)  # (M, n, H)
-            relu = self.act_name == "relu"
             h = pre.relu_() if relu else self.act(pre)  # (M, n, H); for ReLU, pre is gone (h > 0 is the mask)
             # classes-first layout (M, C, n): with C = 2 these products run ~6x faster than (M, n, H) @ (M, H, C)
             logp = torch.log_softmax(torch.bmm(w2t, h.mT), 1)  # (M, C, n)
@@ -193,9 +198,7 @@ class BitMLP:
             if relu:
                 d_pre = torch.ops.aten.threshold_backward(d_pre, h, 0.0)  # one pass: d_pre where h > 0
             else:
-                with torch.enable_grad():
-                    pre.requires_grad_(True)
-                    d_pre = torch.autograd.grad(self.act(pre), pre, d_pre)[0]
+                d_pre = act_backward(self.act, pre, d_pre)
             g1 += torch.matmul(xc.t(), d_pre)  # (M, d, H)
         loss /= n_all
         return (loss / c if reduction == "pair" else loss), {"w1": g1, "w2": g2t.mT.contiguous()}
