@@ -43,3 +43,14 @@ def test_bad_specs_name_the_field(change, field):
     with pytest.raises(GroklabError) as e:
         parse_spec(raw, "t")
     assert str(e.value).startswith(field)
+
+
+def test_work_order_takes_the_most_expensive_group_first():
+    from groklab.sweep.run import work_order
+    spec = parse_spec(load_preset_raw("pair-parity-grid"), "pair-parity-grid")
+    plan = groups(spec)
+    order = work_order(plan)
+    assert sorted(order) == list(range(25))
+    first, last = plan[order[0]][0], plan[order[-1]][0]
+    assert (first.model.hidden, first.data.n_train) == (258, 1750)
+    assert (last.model.hidden, last.data.n_train) == (16, 750)

@@ -7,6 +7,8 @@ Several processes may work on one folder at once (`groklab sweep --resume DIR` i
 with its own --threads): a process claims a group by creating groups/gNNN.claim (holding its host and pid)
 before training it and skips groups claimed by a live process; a claim whose process is gone is taken
 over. The process that finishes the last group writes the table, figures and summary.
+Groups are taken most expensive first (`work_order`), so that processes sharing a sweep finish together
+instead of one of them training the biggest group alone at the end.
 """
 
 from __future__ import annotations
@@ -88,6 +90,23 @@ def claim(path: Path) -> bool:
     return False
 
 
+def group_cost(cfg, n_members: int) -> float:
+    """Rough training cost of a group: members x steps x parameters x examples per step."""
+    import torch
+    data = make_task(cfg)
+    params = make_model(cfg, data).init([0], torch.ones(1))
+    n_params = sum(v[0].numel() for v in params.values())
+    n_train = len(data.y_train)
+    per_step = min(cfg.train.batch_size, n_train) if cfg.train.batch_size else n_train
+    return float(n_members * cfg.train.steps * n_params * per_step)
+
+
+def work_order(plan: list) -> list[int]:
+    """Group indices, most expensive first (ties keep grid order)."""
+    costs = [group_cost(cfg, len(pts)) for cfg, pts in plan]
+    return sorted(range(len(plan)), key=lambda gi: -costs[gi])
+
+
 def run_sweep(spec: SweepSpec, root=None, resume: Path | None = None, device: str | None = None,
               threads: int | None = None, on_progress=None) -> dict:
     """Run (or, with `resume` = a sweep folder and its spec from `open_resume`, continue) a sweep."""
@@ -110,7 +129,8 @@ def run_sweep(spec: SweepSpec, root=None, resume: Path | None = None, device: st
     steps_total = sum(cfg.train.steps for cfg, _ in plan)
     done_steps, model_steps, train_s = 0, 0, 0.0
     (run.path / "groups").mkdir(exist_ok=True)
-    for gi, (cfg, pts) in enumerate(plan):
+    for gi in work_order(plan):
+        cfg, pts = plan[gi]
         gfile = run.path / "groups" / f"g{gi:03d}.parquet"
         cfile = gfile.with_suffix(".claim")
         if gfile.is_file() or not claim(cfile):  # done, or another live process is training it
