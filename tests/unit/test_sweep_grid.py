@@ -3,6 +3,7 @@ import pytest
 from groklab import GroklabError
 from groklab.config import load_preset_raw
 from groklab.sweep.grid import groups, parse_spec, points
+from groklab.sweep.run import work_order
 
 RAW = {"lab": "sweep", "base": "parity-demo", "seeds": 2, "x": "optim.weight_decay", "y": "data.n_train",
        "grid": {"optim.weight_decay": [0.1, 1.0], "data.n_train": [100, 200], "model.hidden": [8]},
@@ -46,7 +47,6 @@ def test_bad_specs_name_the_field(change, field):
 
 
 def test_work_order_takes_the_most_expensive_group_first():
-    from groklab.sweep.run import work_order
     spec = parse_spec(load_preset_raw("pair-parity-grid"), "pair-parity-grid")
     plan = groups(spec)
     order = work_order(plan)

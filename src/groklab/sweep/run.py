@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import torch
 
 from groklab import GroklabError, store
 from groklab.config import validate
@@ -92,7 +93,6 @@ def claim(path: Path) -> bool:
 
 def group_cost(cfg, n_members: int) -> float:
     """Rough training cost of a group: members x steps x parameters x examples per step."""
-    import torch
     data = make_task(cfg)
     params = make_model(cfg, data).init([0], torch.ones(1))
     n_params = sum(v[0].numel() for v in params.values())
