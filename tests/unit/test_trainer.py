@@ -5,6 +5,7 @@ from groklab.config import load_config
 from groklab.data import make_task
 from groklab.engine.trainer import Member, snapshot_steps, train
 from groklab.nn import make_model
+from tests.numerics import assert_close_scaled
 
 
 def _setup(**sets):
@@ -32,7 +33,8 @@ def test_early_stop_compaction_leaves_other_members_unchanged():
     assert calls[-1] == 2  # later checks only saw the two members still training
     assert stop_first.model_steps < full.model_steps
     for k in full.params:
-        torch.testing.assert_close(stop_first.params[k][1:], full.params[k][1:], rtol=0, atol=0)
+        for i in (1, 2):  # a smaller batch of members may take another kernel: equal to float rounding
+            assert_close_scaled(stop_first.params[k][i], full.params[k][i], 1e-6, f"{k}[{i}]")
     assert np.isnan(stop_first.metrics["test_acc"][0, -1]) and not np.isnan(full.metrics["test_acc"][0, -1])
 
 
