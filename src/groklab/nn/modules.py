@@ -1,0 +1,204 @@
+"""Plain single-member `nn.Module`s for the labs; `groklab.engine.ensemble.ModuleEnsemble` trains M of
+them as one batched model. `build_module(kind, **kw)` is the one entry point.
+
+Shapes: N examples, L positions (1-D), H×W pixels (2-D), C classes. Every model maps a batch to logits (N, C).
+No BatchNorm anywhere (the ensemble rejects it): norm="group" is GroupNorm with gcd(channels, 8) groups,
+norm="layer" is GroupNorm(1, channels), i.e. LayerNorm over (channels, *positions) with per-channel affine.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+
+import torch
+from torch import nn
+
+from groklab import GroklabError
+
+ACTS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
+NORMS = ("none", "group", "layer")
+
+
+def _choice(what: str, value, allowed) -> None:
+    if value not in allowed:
+        raise GroklabError(f"{what}: {value!r} is not allowed; choose one of: {', '.join(map(str, allowed))}")
+
+
+def _positive(**kw: int) -> None:
+    for k, v in kw.items():
+        if int(v) < 1:
+            raise GroklabError(f"{k}: must be >= 1, got {v}")
+
+
+def make_act(name: str) -> nn.Module:
+    _choice("act", name, tuple(ACTS))
+    return ACTS[name]()
+
+
+def make_norm(kind: str, ch: int) -> nn.Module:
+    _choice("norm", kind, NORMS)
+    if kind == "group":
+        return nn.GroupNorm(math.gcd(ch, 8), ch)
+    return nn.GroupNorm(1, ch) if kind == "layer" else nn.Identity()
+
+
+def _conv(dim: int):
+    _choice("dim", dim, (1, 2))
+    return nn.Conv1d if dim == 1 else nn.Conv2d
+
+
+def _with_channels(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """(N, L) -> (N, 1, L) for dim 1, (N, H, W) -> (N, 1, H, W) for dim 2; channelled inputs pass."""
+    return x.unsqueeze(1) if x.dim() == dim + 1 else x
+
+
+class MLP(nn.Module):
+    """d_in -> [Linear(width) -> act] × depth -> Linear(n_classes). Inputs are flattened after the batch axis."""
+
+    def __init__(self, d_in: int, n_classes: int, width: int, depth: int = 2, act: str = "relu"):
+        super().__init__()
+        _positive(d_in=d_in, n_classes=n_classes, width=width)
+        if depth < 0:
+            raise GroklabError(f"depth: must be >= 0, got {depth}")
+        layers: list[nn.Module] = [nn.Flatten()]
+        d = d_in
+        for _ in range(depth):
+            layers += [nn.Linear(d, width), make_act(act)]
+            d = width
+        layers.append(nn.Linear(d, n_classes))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, d_in) or (N, ...) -> (N, C)
+        return self.net(x)
+
+
+class CNN(nn.Module):
+    """`depth` blocks of Conv(k3, stride 2, pad 1) -> norm -> act, all `width` channels, then global average
+    pooling and Linear(width -> n_classes). dim=1: inputs (N, L) or (N, in_ch, L) (MNIST-1D: (N, 40));
+    dim=2: images (N, in_ch, H, W) or (N, H, W). Convolutions carry a bias only without a norm."""
+
+    def __init__(self, in_ch: int, n_classes: int, width: int, depth: int = 3, act: str = "relu",
+                 norm: str = "none", dim: int = 1):
+        super().__init__()
+        _positive(in_ch=in_ch, n_classes=n_classes, width=width, depth=depth)
+        conv, self.dim = _conv(dim), dim
+        layers: list[nn.Module] = []
+        c = in_ch
+        for _ in range(depth):
+            layers += [conv(c, width, 3, stride=2, padding=1, bias=norm == "none"), make_norm(norm, width),
+                       make_act(act)]
+            c = width
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool1d(1) if dim == 1 else nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Linear(width, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.features(_with_channels(x, self.dim))  # (N, width, L') or (N, width, H', W')
+        return self.head(self.pool(h).flatten(1))  # (N, C)
+
+
+class BasicBlock(nn.Module):
+    """conv3 -> GN -> act -> conv3 -> GN, plus the shortcut (1×1 conv + GN when the shape changes), -> act."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int, act: str, dim: int):
+        super().__init__()
+        conv = _conv(dim)
+        self.conv1 = conv(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.norm1 = make_norm("group", c_out)
+        self.act = make_act(act)
+        self.conv2 = conv(c_out, c_out, 3, stride=1, padding=1, bias=False)
+        self.norm2 = make_norm("group", c_out)
+        self.shortcut = nn.Identity()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(conv(c_in, c_out, 1, stride=stride, bias=False), make_norm("group", c_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, c_in, *S) -> (N, c_out, *S/stride)
+        h = self.act(self.norm1(self.conv1(x)))
+        return self.act(self.norm2(self.conv2(h)) + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    """Nakkiran et al.'s (2019) width-scaled ResNet18: stage widths k·[1, 2, 4, 8] (k = 64 is the standard
+    ResNet18), CIFAR stem conv3×3 (stride 1) -> GN -> act, stages with strides 1, 2, 2, 2, global average
+    pooling, Linear(8k -> n_classes). GroupNorm (gcd(C, 8) groups) replaces BatchNorm.
+    `blocks` basic blocks per stage: (2, 2, 2, 2) is ResNet18; (1, 1, 1, 1) is the reduced-depth
+    "ResNet10" variant for CPU budgets. dim=2 for images (N, in_ch, H, W); dim=1 works on (N, in_ch, L)."""
+
+    def __init__(self, in_ch: int = 3, n_classes: int = 10, k: int = 64, blocks: tuple[int, ...] = (2, 2, 2, 2),
+                 act: str = "relu", dim: int = 2):
+        super().__init__()
+        _positive(in_ch=in_ch, n_classes=n_classes, k=k)
+        if len(blocks) != 4 or min(blocks) < 1:
+            raise GroklabError(f"blocks: four stage depths >= 1 expected, got {tuple(blocks)}")
+        conv, self.dim = _conv(dim), dim
+        widths = [k, 2 * k, 4 * k, 8 * k]
+        self.stem = nn.Sequential(conv(in_ch, k, 3, stride=1, padding=1, bias=False), make_norm("group", k),
+                                  make_act(act))
+        stages, c = [], k
+        for w, n, stride in zip(widths, blocks, (1, 2, 2, 2)):
+            for j in range(n):
+                stages.append(BasicBlock(c, w, stride if j == 0 else 1, act, dim))
+                c = w
+        self.stages = nn.Sequential(*stages)
+        self.pool = nn.AdaptiveAvgPool1d(1) if dim == 1 else nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Linear(c, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.stages(self.stem(_with_channels(x, self.dim)))  # (N, 8k, *S/8)
+        return self.head(self.pool(h).flatten(1))  # (N, C)
+
+
+class MNIST1DMLP(nn.Module):
+    """MNIST-1D double-descent MLP (Greydanus' notebook): 40 -> H -> H -> 10, ReLU; H² + 52H + 10 parameters."""
+
+    def __init__(self, hidden: int, d_in: int = 40, n_classes: int = 10):
+        super().__init__()
+        _positive(hidden=hidden, d_in=d_in, n_classes=n_classes)
+        self.linear1, self.linear2 = nn.Linear(d_in, hidden), nn.Linear(hidden, hidden)
+        self.linear3 = nn.Linear(hidden, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, 40) -> (N, 10)
+        h = self.linear2(self.linear1(x.flatten(1)).relu()).relu()  # (N, H)
+        return self.linear3(h)
+
+
+class MNIST1DCNN(nn.Module):
+    """MNIST-1D double-descent CNN (mnist1d's ConvBase): Conv1d(1->C, k5 s2 p1), Conv1d(C->C, k3 s2 p1),
+    Conv1d(C->C, k3 s2 p1), ReLU after each, flatten, Linear(5C -> 10). Length 40 -> 19 -> 10 -> 5."""
+
+    def __init__(self, channels: int, length: int = 40, n_classes: int = 10):
+        super().__init__()
+        _positive(channels=channels, length=length, n_classes=n_classes)
+        c = channels
+        self.conv1 = nn.Conv1d(1, c, 5, stride=2, padding=1)
+        self.conv2 = nn.Conv1d(c, c, 3, stride=2, padding=1)
+        self.conv3 = nn.Conv1d(c, c, 3, stride=2, padding=1)
+        out_len = length
+        for k in (5, 3, 3):
+            out_len = (out_len + 2 - k) // 2 + 1
+        if out_len < 1:
+            raise GroklabError(f"length: {length} is too short for three stride-2 convolutions")
+        self.linear = nn.Linear(c * out_len, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, 40) or (N, 1, 40) -> (N, 10)
+        h = x.reshape(x.shape[0], 1, x.shape[-1])  # (N, 1, L)
+        h = self.conv3(self.conv2(self.conv1(h).relu()).relu()).relu()  # (N, C, 5)
+        return self.linear(h.flatten(1))
+
+
+MODULES: dict[str, type[nn.Module]] = {"mlp": MLP, "cnn": CNN, "resnet": ResNet, "mnist1d_mlp": MNIST1DMLP,
+                                       "mnist1d_cnn": MNIST1DCNN}
+
+
+def build_module(kind: str, **kw) -> nn.Module:
+    """One member of architecture `kind` (see MODULES) built from keyword arguments; GroklabError on an
+    unknown kind or argument."""
+    _choice("model kind", kind, tuple(MODULES))
+    cls = MODULES[kind]
+    try:
+        inspect.signature(cls).bind(**kw)
+    except TypeError as e:
+        params = ", ".join(inspect.signature(cls).parameters)
+        raise GroklabError(f"model {kind!r}: {e}; arguments: {params}") from None
+    return cls(**kw)
