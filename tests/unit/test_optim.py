@@ -1,12 +1,17 @@
 """The batched optimizer must give each member exactly the trajectory it would have alone."""
 
+import json
+import math
+
 import pytest
 import torch
 
 from groklab.data.modular import modular_task
 from groklab.data.parity import parity_task
 from groklab.engine.optim import BatchedOptimizer
+from groklab.engine.schedule import clip_grads, lr_factor
 from groklab.engine.trainer import member_losses, train_step
+from groklab.nn.gpt import GPT, GPTShape
 from groklab.nn.mlp import BitMLP, PairMLP
 from groklab.nn.reference import BitMLPReference, PairMLPReference, member_params
 from tests.numerics import assert_close_scaled
@@ -138,3 +143,152 @@ def test_bit_mlp_chunked_loss_grads_match_autograd(act, reduction, chunk_elems):
     for k, gr in zip(params, torch.autograd.grad(ref.sum(), list(params.values()))):
         for i in range(len(gr)):
             assert_close_scaled(grads[k][i], gr[i], 1e-5, f"{k}[{i}]")
+
+
+# --- schedule, clipping, decay mask (the compression lab's torch.optim loop, on the engine) ---------------
+
+def _lr_at(step: int, lr: float, n: int, warmup: int, cooldown: int, min_lr_frac: float) -> float:
+    """labs/compression/train.py's lr_at (0-based step), copied as the reference."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    if step >= n - cooldown:
+        return lr * min_lr_frac * (n - step) / cooldown
+    t = (step - warmup) / max(1, n - cooldown - warmup)
+    return lr * (min_lr_frac + (1 - min_lr_frac) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+@pytest.mark.parametrize("n,warmup,cooldown,frac", [(20, 3, 5, 0.1), (20, 0, 0, 0.0), (12, 4, 0, 0.5),
+                                                    (10, 0, 10, 1.0), (7, 7, 0, 0.2)])
+def test_cosine_schedule_is_compressions_lr_at(n, warmup, cooldown, frac):
+    for step in range(n):
+        got = 1e-3 * lr_factor(step + 1, warmup, n, "cosine", frac, cooldown)
+        assert got == pytest.approx(_lr_at(step, 1e-3, n, warmup, cooldown, frac), rel=1e-12, abs=1e-18)
+
+
+def test_constant_schedule_warms_up_then_cools_down_from_the_peak():
+    f = [lr_factor(t, warmup=2, total=8, schedule="constant", min_lr_frac=0.3, cooldown=4) for t in range(1, 9)]
+    assert f == pytest.approx([0.5, 1.0, 1.0, 1.0, 1.0, 0.75, 0.5, 0.25])
+    assert [lr_factor(t, 4) for t in (1, 4, 5, 10**6)] == [0.25, 1.0, 1.0, 1.0]  # the engine's old warm-up
+
+
+def test_per_member_clipping_is_clip_grad_norm():
+    g = torch.Generator().manual_seed(0)
+    grads = {"a": torch.randn(3, 4, 5, generator=g), "b": torch.randn(3, 7, generator=g) * 3}
+    grads["a"][1] *= 1e-3  # member 1 below the threshold after scaling b down too
+    grads["b"][1] *= 1e-3
+    clipped = clip_grads(grads, 2.0)
+    for i in range(3):
+        lone = [grads["a"][i].clone().requires_grad_(), grads["b"][i].clone().requires_grad_()]
+        for t in lone:
+            t.grad = t.detach().clone()
+        torch.nn.utils.clip_grad_norm_(lone, 2.0)
+        assert_close_scaled(clipped["a"][i], lone[0].grad, 1e-6, f"a[{i}]")
+        assert_close_scaled(clipped["b"][i], lone[1].grad, 1e-6, f"b[{i}]")
+    assert torch.equal(clipped["a"][1], grads["a"][1])
+
+
+def _tiny_gpt(seed: int) -> GPT:
+    torch.manual_seed(seed)
+    return GPT(GPTShape(vocab=14, block=8, layers=1, heads=2, width=8))
+
+
+@pytest.mark.parametrize("name,fused", [("adamw", True), ("adamw", False), ("sgd", False)])
+def test_schedule_clip_and_decay_mask_match_torch_on_gpt(name, fused, monkeypatch):
+    """Two GPT members with their own lr and wd, cosine schedule with warm-up and cool-down, clipping and
+    no decay on biases/LayerNorms/embeddings = torch.optim.AdamW (or SGD) on each lone GPT, as the
+    compression lab trains it."""
+    monkeypatch.setattr(BatchedOptimizer, "_fused_ok", fused and BatchedOptimizer._fused_ok)
+    lrs, wds, steps = [3e-2, 1e-2], [0.1, 0.5], 12
+    sched = dict(warmup=3, total_steps=steps, min_lr_frac=0.1, cooldown=4)
+    refs = [_tiny_gpt(s) for s in (0, 1)]
+    decayed = {id(p) for p in refs[0].param_groups(1.0)[0]["params"]}
+    mask = {k: id(p) in decayed for k, p in refs[0].named_parameters()}
+    assert any(mask.values()) and not all(mask.values())
+    params = {k: torch.stack([dict(r.named_parameters())[k].detach().clone() for r in refs]) for k in mask}
+    opt = BatchedOptimizer(params, name, torch.tensor(lrs), torch.tensor(wds), "l2", (0.9, 0.98), 1e-8,
+                           0.9 if name == "sgd" else 0.0, schedule="cosine", clip=0.05, decay_mask=mask, **sched)
+    g = torch.Generator().manual_seed(3)
+    batches = [torch.randint(0, 14, (6, 9), generator=g) for _ in range(steps)]  # (B, T+1) tokens
+
+    def loss_of(model_out, x):
+        return torch.nn.functional.cross_entropy(model_out.transpose(1, 2), x[:, 1:])
+
+    for x in batches:
+        grads = {k: [] for k in params}
+        for i in range(2):
+            p_i = {k: v[i].detach().requires_grad_(True) for k, v in params.items()}
+            loss = loss_of(torch.func.functional_call(refs[0], p_i, (x[:, :-1],)), x)
+            for k, gk in zip(p_i, torch.autograd.grad(loss, list(p_i.values()))):
+                grads[k].append(gk)
+        opt.step(params, {k: torch.stack(v) for k, v in grads.items()})
+    for i, ref in enumerate(refs):
+        if name == "adamw":
+            topt = torch.optim.AdamW(ref.param_groups(wds[i]), lr=lrs[i], betas=(0.9, 0.98), eps=1e-8)
+        else:
+            topt = torch.optim.SGD(ref.parameters(), lr=lrs[i], momentum=0.9)
+        for step, x in enumerate(batches):
+            lr = _lr_at(step, lrs[i], steps, 3, 4, 0.1)
+            for grp in topt.param_groups:
+                grp["lr"] = lr
+            topt.zero_grad()
+            loss_of(ref(x[:, :-1]), x).backward()
+            torch.nn.utils.clip_grad_norm_(ref.parameters(), 0.05)
+            if name == "sgd":  # groklab's SGD decay is decoupled: w·(1 − lr·wd) before the step
+                with torch.no_grad():
+                    for k, p in ref.named_parameters():
+                        p.mul_(1 - lr * wds[i] if mask[k] else 1.0)
+            topt.step()
+        for k, v in ref.named_parameters():
+            assert_close_scaled(params[k][i], v, 1e-4, f"{k}[{i}]")  # a wrong update is >= lr/scale ~ 1e-2
+
+
+@pytest.mark.parametrize("decay", ["l2", "l1", "l1_decoupled"])
+def test_unfused_adamw_matches_fused(decay, monkeypatch):
+    """The tensor-ops AdamW (GROKLAB_FUSED_ADAM=0, or torch without the kernel) = torch's fused kernel."""
+    if not BatchedOptimizer._fused_ok:
+        pytest.skip("no fused AdamW kernel in this torch (or GROKLAB_FUSED_ADAM=0)")
+    data = modular_task(13, "add", 0.5, False, seed=0)
+    model = PairMLP(13, 13, hidden=8, embed_size=6, tied=False)
+    out, calls = {}, []
+    for fused in (True, False):
+        monkeypatch.setattr(BatchedOptimizer, "_fused_ok", fused)
+        params = {k: v.requires_grad_(True) for k, v in model.init([0, 1, 2], torch.ones(3)).items()}
+        opt = BatchedOptimizer(params, "adamw", torch.tensor(LRS), torch.tensor(WDS), decay, (0.9, 0.98), 1e-8,
+                               warmup=3, schedule="cosine", total_steps=20, cooldown=5, clip=1.0,
+                               decay_mask={"unembed": False})
+        real = opt._step_fused
+        monkeypatch.setattr(opt, "_step_fused", lambda p, g, real=real, f=fused: (calls.append(f), real(p, g))[1])
+        for _ in range(20):
+            train_step(model, params, opt, data.x_train, data.y_train, {})
+        out[fused] = params
+    assert calls == [True] * 20  # the fused run used the kernel, the other run never did
+    for k in out[True]:
+        for i in range(3):
+            assert_close_scaled(out[False][k][i], out[True][k][i], 1e-5, f"{k}[{i}]")
+
+
+@pytest.mark.parametrize("name", ["adamw", "sgd"])
+def test_optimizer_state_round_trip_continues_exactly(name):
+    data = parity_task(8, 2, 64, 16, True, seed=1)
+    model = BitMLP(9, 2, hidden=6)
+    kw = dict(momentum=0.9 if name == "sgd" else 0.0, warmup=2, schedule="cosine", total_steps=10, cooldown=3,
+              clip=0.5)
+
+    def fresh():
+        params = {k: v.requires_grad_(True) for k, v in model.init([0, 1], torch.ones(2)).items()}
+        return params, BatchedOptimizer(params, name, torch.tensor(LRS[:2]), torch.tensor(WDS[:2]), **kw)
+
+    a, opt_a = fresh()
+    for _ in range(10):
+        train_step(model, a, opt_a, data.x_train, data.y_train, {})
+    b, opt_b = fresh()
+    for _ in range(4):
+        train_step(model, b, opt_b, data.x_train, data.y_train, {})
+    tensors, meta = opt_b.state_dict()
+    c, opt_c = fresh()
+    c = {k: v.detach().clone().requires_grad_(True) for k, v in b.items()}
+    opt_c.load_state_dict(tensors, json.loads(json.dumps(meta)))
+    for _ in range(6):
+        train_step(model, c, opt_c, data.x_train, data.y_train, {})
+    for k in a:
+        assert torch.equal(a[k], c[k]), k
