@@ -5,16 +5,30 @@ runs/<run-id>/
   metrics.parquet   long table: member, step, metric, value
   members.parquet   one row per member: hyper-parameters, outcome, milestones, final metrics
   snapshots/step_000123.safetensors   weights of all members (leading member axis), no pickle
+  checkpoint/latest.safetensors       tensors + JSON meta + sha256 of the tensor bytes (resume)
   summary.json      what the CLI prints           figures/*.png
+  RUNNING           {"pid", "host"} while a process holds the run (open_run / reopen_run)
+  INTERRUPTED       one line: why training stopped early; the folder and checkpoint are kept
   COMPLETE          written last: a run without it was killed or is still running
+
+Lifecycle (every lab):
+    with store.open_run(root, name, cfg.to_toml(), env) as run:   # config.toml + env.json first
+        ...; run.mark_started()          # or the first run.write_checkpoint(...) marks it
+        ...; run.write_json("summary.json", s); run.complete()    # the caller completes explicitly
+An exception (KeyboardInterrupt included) before mark_started removes the folder; after it, the folder
+is kept and INTERRUPTED says why. A clean exit without complete() leaves the run incomplete (resumable).
+`store.reopen_run(path)` continues an incomplete run with the same policies (it never removes the folder).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import secrets
 import shutil
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -23,15 +37,29 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from groklab import GroklabError
+from groklab.store_index import (  # noqa: F401 - the reading side, re-exported: store.list_runs etc.
+    COMPLETE,
+    INTERRUPTED,
+    RUNNING,
+    _holder,
+    _line,
+    damage,
+    default_root,
+    is_complete,
+    last_skipped,
+    list_runs,
+    query,
+    query_with_skipped,
+    read_metrics,
+    read_summary,
+    resolve,
+    status,
+)
 
-COMPLETE = "COMPLETE"
-
-
-def default_root() -> Path:
-    return Path(os.environ.get("GROKLAB_RUNS", "runs"))
+CHECKPOINT = "checkpoint/latest.safetensors"
 
 
 def atomic_write(path: Path | str, write) -> Path:
@@ -56,10 +84,11 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> Path:
 
 
 class Run:
-    """A run folder being written. Create with `Run.create(root, name)`; call `complete()` last."""
+    """A run folder being written. Prefer `open_run` / `reopen_run`; `complete()` last."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, started: bool = False):
         self.path = Path(path)
+        self.started = started  # training began: an error now keeps the folder (see open_run)
 
     @classmethod
     def create(cls, root: Path | str, name: str) -> Run:
@@ -95,12 +124,128 @@ class Run:
         atomic_write(p, lambda t: save_file(tensors, str(t), metadata={"step": str(step)}))
         return p
 
+    def mark_started(self) -> None:
+        """Training has begun: from now on an interrupted run is kept (with INTERRUPTED), not removed."""
+        self.started = True
+
+    def write_checkpoint(self, tensors: dict[str, torch.Tensor], meta: dict) -> Path:
+        """Replace checkpoint/latest.safetensors atomically (a kill mid-write keeps the previous one).
+        `meta` is JSON (ints, floats, strings, lists, dicts; tuples come back as lists, keys as strings,
+        numpy arrays as lists, e.g. np.random state); put tensors such as torch.Generator.get_state() in
+        `tensors`. Marks the run started."""
+        self.mark_started()
+        tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+        md = {"format": "groklab-checkpoint-1", "sha256": _digest(tensors),
+              "meta": json.dumps(meta, default=_json_default)}
+        return atomic_write(self.path / CHECKPOINT, lambda t: save_file(tensors, str(t), metadata=md))
+
+    def read_checkpoint(self) -> tuple[dict[str, torch.Tensor], dict] | None:
+        """(tensors, meta) of the latest checkpoint, None if there is none; a GroklabError naming the
+        file if it is truncated, corrupted or not a groklab checkpoint."""
+        f = self.path / CHECKPOINT
+        if not f.is_file():
+            return None
+        tensors, md = _load(f)
+        if "sha256" not in md or "meta" not in md:
+            raise GroklabError(f"{f}: not a groklab checkpoint (no sha256/meta in its metadata)")
+        if _digest(tensors) != md["sha256"]:
+            raise GroklabError(f"{f}: corrupted checkpoint (sha256 of its tensors does not match)")
+        try:
+            return tensors, json.loads(md["meta"])
+        except json.JSONDecodeError as e:
+            raise GroklabError(f"{f}: corrupted checkpoint meta ({_line(e)})") from None
+
     def complete(self) -> None:
+        self.started = True
         self.write_text(COMPLETE, time.strftime("%Y-%m-%dT%H:%M:%S") + "\n")
 
     def abandon(self) -> None:
         """Remove a run that never started training (e.g. rejected input)."""
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _digest(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 over name, dtype, shape and raw bytes of every tensor, in name order."""
+    h = hashlib.sha256()
+    for k in sorted(tensors):
+        t = tensors[k]
+        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(memoryview(t.contiguous().reshape(-1).view(torch.uint8).numpy()))
+    return h.hexdigest()
+
+
+def _load(f: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    from safetensors import safe_open
+
+    try:  # safetensors raises its own (Rust) error types, plus OSError
+        with safe_open(str(f), framework="pt") as sf:
+            return {k: sf.get_tensor(k) for k in sf.keys()}, sf.metadata() or {}  # noqa: SIM118
+    except Exception as e:  # noqa: BLE001 - any failure to parse is a damaged file
+        raise GroklabError(f"{f}: unreadable safetensors file ({_line(e)})") from None
+
+
+def load_weights(path: Path | str) -> dict[str, torch.Tensor]:
+    """Tensors of one safetensors file; a one-line GroklabError naming it if truncated or corrupt."""
+    return _load(Path(path))[0]
+
+
+@contextlib.contextmanager
+def _lifecycle(run: Run):
+    marker = run.path / RUNNING
+    try:
+        run.write_json(RUNNING, {"pid": os.getpid(), "host": socket.gethostname()})
+        yield run
+    except BaseException as e:
+        if is_complete(run.path):  # results are in: an error after complete() never touches them
+            marker.unlink(missing_ok=True)
+            raise
+        if not run.started:
+            run.abandon()
+            raise
+        run.write_text(INTERRUPTED, f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {_line(e)}\n")
+        marker.unlink(missing_ok=True)
+        raise
+    marker.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def open_run(root: Path | str | None, name: str, config_toml: str, env: dict):
+    """Create runs/<id>/ with config.toml and env.json, yield the Run; see the module docstring."""
+    run = Run.create(root or default_root(), name)
+    try:
+        run.write_text("config.toml", config_toml)
+        run.write_json("env.json", env)
+    except BaseException:
+        run.abandon()
+        raise
+    with _lifecycle(run):
+        yield run
+
+
+@contextlib.contextmanager
+def reopen_run(path: Path | str, env: dict | None = None):
+    """Continue an incomplete run (resume): same Run, already started, so it is never removed.
+    A GroklabError if `path` has no config.toml, is complete, or another live process holds it.
+    A previous INTERRUPTED line moves to interruptions.log; `env` (if given) replaces env.json."""
+    path = Path(path)
+    if not (path / "config.toml").is_file():
+        raise GroklabError(f"RUN: {path} is not a run folder (no config.toml)")
+    if is_complete(path):
+        raise GroklabError(f"RUN: {path} is already complete")
+    holder = _holder(path)
+    if holder is not None and holder[1]:
+        raise GroklabError(f"RUN: {path} is in use by {holder[0]} (a RUNNING marker)")
+    run = Run(path, started=True)
+    if (path / INTERRUPTED).is_file():
+        with open(path / "interruptions.log", "a") as log:
+            log.write((path / INTERRUPTED).read_text())
+        (path / INTERRUPTED).unlink()
+    for stale in (path / "checkpoint").glob(".*"):  # temp files of a write killed midway
+        stale.unlink(missing_ok=True)
+    if env is not None:
+        run.write_json("env.json", env)
+    with _lifecycle(run):
+        yield run
 
 
 def _json_default(o):
@@ -113,90 +258,7 @@ def _json_default(o):
     raise TypeError(f"not JSON serializable: {type(o)}")
 
 
-# ------------------------------------------------------------------------------------------ reading
-
-def is_complete(path: Path) -> bool:
-    return (Path(path) / COMPLETE).is_file()
-
-
-def resolve(run: str | Path, root: Path | None = None) -> Path:
-    """A run folder from a path or a run id (or a unique prefix of one) under the store root."""
-    p = Path(run)
-    if (p / "config.toml").is_file():
-        return p
-    root = root or default_root()
-    if p.is_absolute() or len(p.parts) != 1 or any(c in str(run) for c in "*?["):
-        raise GroklabError(f"RUN: no run {str(run)!r} (not a run folder with config.toml)")
-    hits = sorted(q for q in root.glob(f"{run}*") if q.is_dir()) if root.is_dir() else []
-    if len(hits) == 1:
-        return hits[0]
-    if len(hits) > 1:
-        raise GroklabError(f"RUN: {run!r} matches {len(hits)} runs; give more of the id")
-    raise GroklabError(f"RUN: no run {run!r} (not a run folder, nor an id under {root})")
-
-
-def list_runs(root: Path | None = None) -> list[dict]:
-    root = root or default_root()
-    out = []
-    for p in sorted(root.iterdir()) if root.is_dir() else []:
-        if not (p / "config.toml").is_file():
-            continue
-        summary = read_summary(p) if is_complete(p) else {}
-        out.append({"id": p.name, "path": str(p), "complete": is_complete(p),
-                    "lab": summary.get("lab"), "preset": summary.get("preset"),
-                    "wall_s": summary.get("wall_s"), "n_members": len(summary.get("models", []))})
-    return out
-
-
-def read_summary(path: Path) -> dict:
-    try:
-        return json.loads((Path(path) / "summary.json").read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise GroklabError(f"{path}/summary.json: unreadable ({e})") from None
-
-
-def read_metrics(path: Path):
-    """The long metrics table as a pyarrow Table."""
-    return pq.read_table(Path(path) / "metrics.parquet")
-
-
 def load_snapshots(path: Path) -> list[tuple[int, dict[str, torch.Tensor]]]:
-    """All weight snapshots, sorted by step (safetensors: no code runs on load)."""
-    snaps = []
-    for f in sorted((Path(path) / "snapshots").glob("step_*.safetensors")):
-        snaps.append((int(f.stem.split("_")[1]), load_file(str(f))))
-    return snaps
-
-
-def query(sql: str, root: Path | None = None):
-    """Run SQL over every complete run: views `runs` (one row per run), `members` (one row per
-    member, with run_id) and `metrics` (the long curves: run_id, grp, member, step, metric, value, ...).
-    Returns (column names, rows)."""
-    import duckdb
-
-    root = root or default_root()
-    done = [p for p in sorted(root.glob("*")) if is_complete(p)]
-    if not done:
-        raise GroklabError(f"runs query: no complete runs under {root}")
-    con = duckdb.connect()
-    files = [str(p / "members.parquet") for p in done if (p / "members.parquet").is_file()]
-    if files:  # grokking runs and sweeps
-        con.execute(f"CREATE VIEW members AS SELECT regexp_extract(filename, '([^/]+)/members.parquet$', 1) "
-                    f"AS run_id, * EXCLUDE (filename) FROM read_parquet({files!r}, filename=true, "
-                    f"union_by_name=true)")
-    mfiles = [str(f) for p in done for f in (p / "metrics.parquet", *sorted(p.glob("groups/g*_metrics.parquet")))
-              if f.is_file()]
-    if mfiles:  # sweep groups: `grp` is the group index (members are numbered within a group)
-        con.execute(f"CREATE VIEW metrics AS SELECT regexp_extract(filename, '([^/]+)/(groups/)?[^/]*metrics"
-                    f"\\.parquet$', 1) AS run_id, TRY_CAST(regexp_extract(filename, 'g([0-9]+)_metrics', 1) AS "
-                    f"INTEGER) AS grp, * EXCLUDE (filename) FROM read_parquet({mfiles!r}, filename=true, "
-                    f"union_by_name=true)")
-    rows = [{"run_id": p.name, **{k: v for k, v in read_summary(p).items() if not isinstance(v, (list, dict))}}
-            for p in done]
-    con.register("runs_df", pa.Table.from_pylist(rows))
-    con.execute("CREATE VIEW runs AS SELECT * FROM runs_df")
-    try:
-        res = con.execute(sql)
-    except duckdb.Error as e:
-        raise GroklabError(f"runs query: {str(e).splitlines()[0]}") from None
-    return [d[0] for d in res.description], res.fetchall()
+    """All weight snapshots, sorted by step (safetensors: no code runs on load); GroklabError if damaged."""
+    return [(int(f.stem.split("_")[1]), load_weights(f))
+            for f in sorted((Path(path) / "snapshots").glob("step_*.safetensors"))]
