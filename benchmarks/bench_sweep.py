@@ -76,7 +76,7 @@ def main() -> None:
             sec[hand], m = time_group(cfg, pts, a.steps, dev)
             total[hand] += sec[hand] * full_steps
         total_ms += m * full_steps
-        lines.append(f"| {cfg.model.hidden} | {cfg.data.n_train} | {m} | {1e3 * sec[False]:.1f} | "
+        lines.append(f"| {cfg.model.mlp.hidden} | {cfg.data.n_train} | {m} | {1e3 * sec[False]:.1f} | "
                      f"{1e3 * sec[True]:.1f} | {sec[False] / sec[True]:.2f}x | {m / sec[True]:,.0f} |")
         print(lines[-1], flush=True)
     lines += ["", f"Full grid without early stopping: {total_ms:,} member-steps; before {total_ms / total[False]:,.0f} "

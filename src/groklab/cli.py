@@ -1,21 +1,16 @@
-"""groklab command line: parse -> Config -> lab -> print (rich progress, or one JSON object)."""
+"""groklab command line: the shared commands (presets, sweep, runs, bench) plus each lab's commands,
+assembled from `groklab.labs.LABS`. Nothing lab-specific lives here."""
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from groklab import GroklabError, __version__, config, store
-
-try:  # typer >= 0.17 vendors click
-    from typer._click import exceptions as click_exc
-except ImportError:  # pragma: no cover
-    from click import exceptions as click_exc
+from groklab.console import JSON, OUT, PRESET, emit_json, err, out, progress_bar, run_app  # noqa: F401
+from groklab.labs import all_labs, get_lab
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   rich_markup_mode=None, help="groklab: how neural networks memorize, compress and generalize.")
@@ -23,137 +18,8 @@ runs_app = typer.Typer(no_args_is_help=True, help="Inspect the run store.")
 bench_app = typer.Typer(no_args_is_help=True, help="Measure speed (results go to BENCHMARKS.md).")
 app.add_typer(runs_app, name="runs")
 app.add_typer(bench_app, name="bench")
-from groklab.labs.compression.cli import compress_app  # noqa: E402
-
-app.add_typer(compress_app, name="compress")
-err = Console(stderr=True)
-out = Console()
-
-PRESET = typer.Option(None, "--preset", "-p", help="named setup; see `groklab presets`")
-CONFIG = typer.Option(None, "--config", help="TOML file with [task] [data] [model] [optim] [train] tables")
-SET = typer.Option(None, "--set", help="override: section.key=value (repeatable)")
-OUT = typer.Option(None, "--out", help="run store root (default ./runs or $GROKLAB_RUNS)")
-JSON = typer.Option(False, "--json", help="print exactly one JSON object and nothing else on stdout")
-
-
-def emit_json(obj) -> None:
-    sys.stdout.write(json.dumps(obj, default=store._json_default) + "\n")
-
-
-def progress_bar(total: int, label: str, enabled: bool):
-    """A rich progress bar on stderr (a no-op with --json); returns (context, callback)."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    prog = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                    console=err, disable=not enabled, transient=False)
-    task = prog.add_task(label, total=total, info="")
-
-    def update(step: int, active: int) -> None:
-        prog.update(task, completed=step, info=f"{active} training")
-
-    return prog, update
-
-
-@app.command()
-def grok(preset: str | None = PRESET, config_file: Path | None = CONFIG,
-         set_: list[str] | None = SET, seeds: int | None = typer.Option(None, help="members (seeds)"),
-         steps: int | None = typer.Option(None, help="optimizer steps"),
-         device: str | None = typer.Option(None, help="auto | cpu | cuda"),
-         out_dir: Path | None = OUT, as_json: bool = JSON):
-    """Train an ensemble on a grokking task (modular arithmetic or sparse parity)."""
-    from groklab.labs.grokking.run import run_grok
-
-    cfg = config.load_config(preset or "demo", config_file, set_ or [], train__seeds=seeds,
-                             train__steps=steps, train__device=device)
-    prog, update = progress_bar(cfg.train.steps, f"grok {cfg.name}", not as_json)
-    with prog:
-        summary = run_grok(cfg, out_dir, on_progress=update)
-    if as_json:
-        keys = ("seed", "train_acc", "test_acc", "step_memorized", "step_generalized", "outcome",
-                "key_frequencies")
-        emit_json({"run_dir": summary["run_dir"], "wall_s": summary["wall_s"],
-                   "models": [{k: m[k] for k in keys} for m in summary["models"]]})
-        return
-    print_grok(summary)
-
-
-def print_grok(summary: dict) -> None:
-    t = Table(title=f"{summary['preset']}: {len(summary['models'])} member(s), {summary['wall_s']:.1f} s")
-    for c in ("seed", "outcome", "train acc", "test acc", "memorized@", "generalized@", "key freqs"):
-        t.add_column(c)
-    for m in summary["models"]:
-        t.add_row(str(m["seed"]), m["outcome"], f"{m['train_acc']:.3f}", f"{m['test_acc']:.3f}",
-                  str(m["step_memorized"]), str(m["step_generalized"]),
-                  ",".join(map(str, m["key_frequencies"])) or "-")
-    out.print(t)
-    out.print("outcomes: " + ", ".join(f"{k} {v}" for k, v in summary["outcome_counts"].items()))
-    out.print(f"run folder: {summary['run_dir']}")
-    for f in summary["figures"]:
-        out.print(f"figure: {f}")
-
-
-@app.command()
-def compare(preset: str | None = PRESET,
-            intervention: list[str] = typer.Option(..., help="grokfast-ema | grokfast-ma | orthograd | stablemax | "
-                                                   "float64 | l1; repeat (or comma-separate) for several arms "
-                                                   "against one baseline"),
-            set_: list[str] | None = SET, seeds: int | None = typer.Option(None, help="members (seeds) per arm"),
-            steps: int | None = typer.Option(None, help="optimizer steps"),
-            probe_steps: int = typer.Option(200, help="steps used to measure the effective step size"),
-            out_dir: Path | None = OUT, as_json: bool = JSON):
-    """Interventions vs one baseline with the same weight decay and seeds: steps to 95% test, ratios."""
-    from groklab.labs.grokking.compare import INTERVENTIONS
-    from groklab.labs.grokking.compare import compare as run_compare
-
-    names = [n.strip() for v in intervention for n in v.split(",") if n.strip()]
-    for name in names:
-        if name not in INTERVENTIONS:
-            raise GroklabError(f"--intervention: {name!r} is not known; choose one of: {', '.join(INTERVENTIONS)}")
-    if not names or len(set(names)) != len(names):
-        raise GroklabError(f"--intervention: give each intervention once; choose from: {', '.join(INTERVENTIONS)}")
-    if probe_steps < 1:
-        raise GroklabError("--probe-steps: must be >= 1")
-    cfg = config.load_config(preset or "demo", None, set_ or [], train__seeds=seeds, train__steps=steps)
-    n_runs = 1 + len(names)
-    prog, update = progress_bar(cfg.train.steps * n_runs, f"compare {cfg.name}: baseline + {', '.join(names)}",
-                                not as_json)
-    runs_done = [-1]
-
-    def on_progress(step: int, active: int) -> None:  # one bar over every arm's run
-        if step == 0:
-            runs_done[0] += 1
-        update(runs_done[0] * cfg.train.steps + step, active)
-
-    with prog:
-        res = run_compare(cfg, names, root=out_dir, probe_steps=probe_steps, on_progress=on_progress)
-    if as_json:
-        return emit_json(res)
-    t = Table(title=f"{cfg.name}: interventions vs baseline (weight decay {res['weight_decay']} {res['decay']}, "
-                    f"{res['steps']} steps)")
-    for c in ("arm", "generalized", "median step to 95% test", "speedup", "paired speedup", "mean |Δw| per step",
-              "step size ratio", "run"):
-        t.add_column(c)
-
-    def fmt(v, spec=".2f", suffix="x"):
-        return "n/a" if v is None else f"{v:{spec}}{suffix}"
-
-    b = res["baseline"]
-    t.add_row("baseline", f"{b['generalized']}/{b['members']}", str(b["median_step_generalized"]), "", "",
-              f"{b['step_size']:.3g}", "", b["run_dir"])
-    for name, r in res["arms"].items():
-        t.add_row(name, f"{r['generalized']}/{r['members']}", str(r["median_step_generalized"]), fmt(r["speedup"]),
-                  fmt(r["paired_speedup"]), f"{r['step_size']:.3g}", fmt(r["step_size_ratio"]), r["run_dir"])
-    out.print(t)
-    out.print("speedup: ratio of the medians over seeds that reached 95% test; paired: median per-seed ratio "
-              "over seeds that reached it in both arms; n/a: an arm never got there")
+for _lab in all_labs():
+    _lab.register(app, runs_app)
 
 
 @app.command()
@@ -216,14 +82,14 @@ def sweep(preset: str | None = PRESET,
 def presets(as_json: bool = JSON, fields: bool = typer.Option(False, "--fields", help="list every config field")):
     """List the named presets with a one-line description and their source."""
     if fields:
-        rows = [{"lab": root.lab, "field": f"{s}.{f.name}", "default": f.default, "help": f.metadata["help"],
-                 "choices": f.metadata.get("choices")} for root in config.ROOTS
-                for s, cls in config.sections(root).items() for f in config.fields(cls)]
+        rows = [{"lab": lab.name, "field": name, "default": f.default, "help": f.metadata["help"],
+                 "choices": f.metadata.get("choices")} for lab in all_labs()
+                for s, cls in config.sections(lab.config).items() for name, f in config.leaf_fields(cls, s)]
         if as_json:
             return emit_json(rows)
         for r in rows:
             ch = f" [{' | '.join(map(str, r['choices']))}]" if r["choices"] else ""
-            out.print(f"{r['lab']:<12} {r['field']:<26} {r['default']!s:<10} {r['help']}{ch}", highlight=False)
+            out.print(f"{r['lab']:<12} {r['field']:<34} {r['default']!s:<10} {r['help']}{ch}", highlight=False)
         return
     rows = []
     for name in config.preset_names():
@@ -267,27 +133,29 @@ def runs_show(run: str = typer.Argument(..., help="run folder or run id (prefix)
     summary = store.read_summary(path)
     if as_json:
         return emit_json(summary)
-    if summary.get("lab") == "grokking":
-        return print_grok(summary)
-    out.print_json(data=summary)
+    lab = summary.get("lab")
+    show = get_lab(lab).show if lab in [x.name for x in all_labs()] else None
+    if show is None:
+        return out.print_json(data=summary)
+    show(summary)
 
 
-@runs_app.command("animate")
-def runs_animate(run: str = typer.Argument(..., help="run folder or run id (prefix)"),
-                 member: int = typer.Option(0, help="which member"), root: Path | None = OUT,
-                 as_json: bool = JSON):
-    """Write an animated GIF of a member's weights across all snapshots (grokking runs)."""
-    from groklab.labs.grokking.run import animate
-
+@runs_app.command("figures")
+def runs_figures(run: str = typer.Argument(..., help="run folder or run id (prefix)"),
+                 root: Path | None = OUT, as_json: bool = JSON):
+    """Redraw every figure of a finished run from its store folder alone."""
     path = store.resolve(run, root)
     if not store.is_complete(path):
-        raise GroklabError(f"RUN: {path} is incomplete (killed or still running)")
-    if store.read_summary(path).get("lab") != "grokking":
-        raise GroklabError(f"RUN: {path} is not a grokking run")
-    gif = animate(path, member)
+        raise GroklabError(f"RUN: {path} is incomplete (killed or still running); no figures to draw")
+    lab = config.load_run_config(path).lab
+    draw = get_lab(lab).figures
+    if draw is None:
+        raise GroklabError(f"RUN: the {lab} lab draws no figures from a run folder")
+    figs = [str(f) for f in draw(path)]
     if as_json:
-        return emit_json({"gif": str(gif)})
-    out.print(f"animation: {gif}")
+        return emit_json({"run_dir": str(path), "figures": figs})
+    for f in figs:
+        out.print(f"figure: {f}")
 
 
 @runs_app.command("query")
@@ -342,22 +210,7 @@ def _root(version: bool = typer.Option(False, "--version", help="print the versi
 
 def main() -> None:
     """Entry point: user errors print one line and exit 2; bugs keep their traceback."""
-    try:
-        app(standalone_mode=False)
-    except GroklabError as e:
-        err.print(f"error: {e}", highlight=False, markup=False, soft_wrap=True)
-        sys.exit(2)
-    except typer.Abort:
-        err.print("aborted")
-        sys.exit(130)
-    except click_exc.ClickException as e:
-        if type(e).__name__ == "NoArgsIsHelpError":  # bare `groklab`: show help, like --help
-            out.print(e.format_message(), highlight=False, markup=False)
-            sys.exit(0)
-        err.print(f"error: {e.format_message()}", highlight=False, markup=False, soft_wrap=True)
-        sys.exit(2)
-    except typer.Exit as e:
-        sys.exit(e.exit_code)
+    run_app(app)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,8 @@
 """Experiment configuration: dataclasses with help per field, TOML presets, `--set a.b=c` overrides.
 
+This module holds the machinery and the engine's shared sections ([optim], [train]); each lab defines its
+root config (a `RootConfig` subclass) and its own sections in `labs/<lab>/config.py`.
+
 Every field carries `help` (shown by `groklab presets --fields`) and, where it has one, its allowed set
 or range, so a bad value is reported as one line naming the field and what is allowed.
 """
@@ -23,8 +26,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-MOD_OPS = ("add", "sub", "mul", "div", "x2+y2", "x2+xy+y2", "x3+xy", "x2+xy+y2+x", "x3+xy2+y", "s5")
-
 
 def opt(default, help: str, *, choices=None, ge=None, gt=None, le=None, lt=None):
     """A config field with its help line and its allowed values."""
@@ -32,44 +33,6 @@ def opt(default, help: str, *, choices=None, ge=None, gt=None, le=None, lt=None)
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
-
-
-@dataclass
-class TaskConfig:
-    kind: str = opt("modular", "which task generates the data", choices=("modular", "parity"))
-    p: int = opt(67, "modulus of the modular task (a ∘ b mod p)", ge=2)
-    op: str = opt("add", "modular operation (Power et al.); s5 = composition of permutations of 5 items, "
-                  "120 tokens, p ignored", choices=MOD_OPS)
-    n_bits: int = opt(30, "parity: number of input bits", ge=1)
-    k_bits: int = opt(3, "parity: the label is the parity of the first k bits", ge=1)
-    bias_column: bool = opt(False, "parity: append a constant-1 input column as a bias (PAIR)")
-
-
-@dataclass
-class DataConfig:
-    train_fraction: float = opt(0.4, "modular: fraction of all pairs used for training", gt=0.0, lt=1.0)
-    only_a_le_b: bool = opt(False, "modular: keep only pairs with a <= b (PAIR's symmetric input)")
-    n_train: int = opt(1200, "parity: number of training sequences (fixed set)", ge=1)
-    n_test: int = opt(2000, "parity: number of test sequences", ge=1)
-    seed: int = opt(0, "seed of the data split / parity samples (shared by all members)", ge=0)
-
-
-@dataclass
-class ModelConfig:
-    kind: str = opt("pair_mlp", "architecture", choices=("pair_mlp", "mlp", "transformer"))
-    hidden: int = opt(24, "hidden neurons", ge=1)
-    embed_size: int = opt(0, "pair_mlp: width of the factored embedding (0 = no factoring)", ge=0)
-    tied: bool = opt(True, "pair_mlp: output weights are the transposed embedding")
-    act: str = opt("relu", "hidden activation", choices=("relu", "gelu", "tanh", "quadratic"))
-    init: str = opt("pair", "initializer", choices=("pair", "torch"))
-    init_scale: float = opt(1.0, "multiplies every initial weight (Omnigrok's alpha)", gt=0.0)
-    fixed_embed: str = opt("none", "pair_mlp: 'fourier' fixes the embedding to cos/sin(2πi/p) (PAIR's "
-                           "5-neuron construction; set embed_size = 2)", choices=("none", "fourier"))
-    d_model: int = opt(128, "transformer: residual width", ge=1)
-    n_heads: int = opt(4, "transformer: attention heads (d_model divisible by n_heads)", ge=1)
-    d_mlp: int = opt(512, "transformer: MLP width", ge=1)
-    n_layers: int = opt(1, "transformer: blocks", ge=1)
-    layernorm: bool = opt(False, "transformer: LayerNorm before attention/MLP (Nanda: none)")
 
 
 @dataclass
@@ -84,6 +47,11 @@ class OptimConfig:
     eps: float = opt(1e-8, "Adam epsilon", gt=0.0)
     momentum: float = opt(0.0, "SGD momentum", ge=0.0, lt=1.0)
     warmup: int = opt(0, "linear learning-rate warm-up steps (Power et al.: 10)", ge=0)
+    schedule: str = opt("constant", "lr after warm-up: constant, or cosine from lr down to lr * min_lr_frac",
+                        choices=("constant", "cosine"))
+    min_lr_frac: float = opt(1.0, "cosine schedule: final lr as a fraction of the peak", ge=0.0, le=1.0)
+    cooldown: int = opt(0, "last steps: the lr falls linearly to 0 (after the schedule)", ge=0)
+    clip: float = opt(0.0, "clip each member's global gradient norm to this (0 = no clipping)", ge=0.0)
     grokfast: str = opt("none", "gradient filter (Lee et al. 2024): ema h←αh+(1−α)g, g←g+λh; "
                         "ma g←g+λ·mean(last w grads)", choices=("none", "ema", "ma"))
     grokfast_alpha: float = opt(0.98, "Grokfast EMA momentum α", ge=0.0, lt=1.0)
@@ -97,6 +65,12 @@ class OptimConfig:
 class TrainConfig:
     steps: int = opt(50_000, "optimizer steps", ge=1)
     batch_size: int = opt(0, "examples per step (0 = full batch)", ge=0)
+    batching: str = opt("draws", "mini-batches: draws = a random batch each step (shared by members); epochs = "
+                        "each member sees each of its examples once per epoch, reshuffled from its seed",
+                        choices=("draws", "epochs"))
+    eval_examples: int = opt(0, "evaluate on a fixed seeded subset of this many examples (0 = all)", ge=0)
+    checkpoint_every: int = opt(0, "write a resumable checkpoint every k steps (0 = at log steps, at most "
+                                "one per minute)", ge=0)
     seeds: int = opt(1, "number of members (seeds seed, seed+1, ...) trained as one ensemble", ge=1)
     seed: int = opt(0, "first member's init seed", ge=0)
     loss: str = opt("ce", "ce = cross-entropy; pair = CE divided by the number of classes (PAIR)",
@@ -117,31 +91,14 @@ class TrainConfig:
 
 
 @dataclass
-class AnalysisConfig:
-    memorized_acc: float = opt(0.99, "step_memorized = first log step with train acc >= this", gt=0, le=1)
-    generalized_acc: float = opt(0.95, "step_generalized = first log step with test acc >= this", gt=0, le=1)
-    fail_loss: float = opt(1e-5, "PAIR rule 1: min train loss above this -> fail", gt=0)
-    memorize_loss: float = opt(1e-5, "PAIR rule 2: min test loss above this -> memorize", gt=0)
-    direct_ratio: float = opt(5e4, "PAIR rule 3: max test/train loss ratio below this -> direct", gt=0)
-    freq_threshold: float = opt(0.5, "a neuron counts in Fourier analysis if its top coefficient has "
-                                "at least this fraction of its weight norm", ge=0, le=1)
+class RootConfig:
+    """Base of every lab's root config: a `lab` name, name/description/source strings, then one
+    dataclass per section (a section may hold sub-tables, e.g. [model.transformer])."""
 
-
-@dataclass
-class Config:
-    """The grokking lab's config. Other labs define their own root dataclass the same way: a
-    `lab` name, the name/description/source strings, and one dataclass per section."""
-
-    lab: ClassVar[str] = "grokking"
+    lab: ClassVar[str] = ""
     name: str = "custom"
     description: str = ""
     source: str = ""
-    task: TaskConfig = field(default_factory=TaskConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
 
     def to_dict(self) -> dict:
         return {"lab": self.lab, **dataclasses.asdict(self)}
@@ -151,26 +108,18 @@ class Config:
 
     def check(self) -> None:
         """Cross-field rules (field-level ranges and choices are checked from metadata)."""
-        t, d = self.task, self.data
-        if t.kind == "modular" and t.op == "div" and not _is_prime(t.p):
-            raise GroklabError(f"task.p: op 'div' needs a prime modulus, got {t.p}")
-        if t.kind == "parity" and t.k_bits > t.n_bits:
-            raise GroklabError(f"task.k_bits: must be <= task.n_bits ({t.n_bits}), got {t.k_bits}")
-        if t.kind == "parity" and self.model.kind != "mlp":
-            raise GroklabError("model.kind: the parity task needs 'mlp'")
-        if t.kind == "modular" and self.model.kind not in ("pair_mlp", "transformer"):
-            raise GroklabError("model.kind: the modular task needs 'pair_mlp' or 'transformer'")
-        if self.model.fixed_embed == "fourier" and self.model.embed_size != 2:
-            raise GroklabError(f"model.embed_size: the fixed Fourier embedding is 2 wide, got {self.model.embed_size}")
-        if self.model.kind == "transformer" and self.model.d_model % self.model.n_heads:
-            raise GroklabError(f"model.n_heads: must divide model.d_model ({self.model.d_model}), "
-                               f"got {self.model.n_heads}")
-        if t.kind == "parity" and t.n_bits < 60 and d.n_train > 2**t.n_bits:
-            raise GroklabError(f"data.n_train: at most 2**task.n_bits = {2**t.n_bits}, got {d.n_train}")
+
+    @classmethod
+    def upgrade(cls, raw: dict) -> dict:
+        """Rewrite a config of an older layout (e.g. a run folder's config.toml) into the current one."""
+        return raw
 
 
-GrokConfig = Config
 META_KEYS = ("lab", "name", "description", "source")
+
+
+def _is_table(f: dataclasses.Field) -> bool:
+    return f.default_factory is not dataclasses.MISSING and dataclasses.is_dataclass(f.default_factory)
 
 
 def sections(cfg) -> dict[str, type]:
@@ -178,10 +127,18 @@ def sections(cfg) -> dict[str, type]:
     return {f.name: f.default_factory for f in fields(cfg) if f.name not in META_KEYS}
 
 
+def leaf_fields(cls, prefix: str) -> list[tuple[str, dataclasses.Field]]:
+    """(dotted name, field) of every setting in a section, sub-tables included."""
+    out = []
+    for f in fields(cls):
+        name = f"{prefix}.{f.name}"
+        out.extend(leaf_fields(f.default_factory, name) if _is_table(f) else [(name, f)])
+    return out
+
+
 # ---------------------------------------------------------------------------------------- parsing
 
-def _coerce(section: str, f: dataclasses.Field, value: Any) -> Any:
-    name = f"{section}.{f.name}"
+def _coerce(name: str, f: dataclasses.Field, value: Any) -> Any:
     kind = type(f.default) if f.default is not dataclasses.MISSING else list
     if kind is bool:
         if not isinstance(value, bool):
@@ -202,8 +159,8 @@ def _coerce(section: str, f: dataclasses.Field, value: Any) -> Any:
     return value
 
 
-def _check(section: str, f: dataclasses.Field, value: Any) -> None:
-    m, name = f.metadata, f"{section}.{f.name}"
+def _check(name: str, f: dataclasses.Field, value: Any) -> None:
+    m = f.metadata
     if m.get("choices") and value not in m["choices"]:
         allowed = ", ".join(map(str, m["choices"]))
         raise GroklabError(f"{name}: {value!r} is not allowed; choose one of: {allowed}")
@@ -218,24 +175,48 @@ def _check(section: str, f: dataclasses.Field, value: Any) -> None:
             raise GroklabError(f"{name}: {value!r} is out of range; allowed: {' and '.join(lo + hi)}")
 
 
-def _is_prime(n: int) -> bool:
+def is_prime(n: int) -> bool:
     return n >= 2 and all(n % d for d in range(2, int(n**0.5) + 1))
+
+
+def _validate_table(obj, prefix: str) -> None:
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if _is_table(f):
+            _validate_table(value, f"{prefix}.{f.name}")
+        else:
+            _check(f"{prefix}.{f.name}", f, value)
 
 
 def validate(cfg):
     """Field-level and cross-field checks. Raises GroklabError naming the field."""
-    for sname, cls in sections(cfg).items():
-        sec = getattr(cfg, sname)
-        for f in fields(cls):
-            _check(sname, f, getattr(sec, f.name))
+    for sname in sections(cfg):
+        _validate_table(getattr(cfg, sname), sname)
     cfg.check()
     return cfg
 
 
+def _copy_table(obj):
+    return dataclasses.replace(obj, **{f.name: _copy_table(getattr(obj, f.name)) for f in fields(obj) if _is_table(f)})
+
+
+def _set_table(cfg, prefix: str, table: dict) -> None:
+    for k, v in table.items():
+        dotted = f"{prefix}.{k}"
+        if isinstance(v, dict):
+            _, f = _lookup(cfg, dotted)
+            if not _is_table(f):
+                raise GroklabError(f"{dotted}: expected a value, got a table")
+            _set_table(cfg, dotted, v)
+        else:
+            set_field(cfg, dotted, v)
+
+
 def from_dict(raw: dict, base):
     """Build a config from nested dicts (TOML) on top of `base` (a root config); unknown keys are errors."""
+    raw = base.upgrade(raw)
     secs = sections(base)
-    cfg = dataclasses.replace(base, **{s: dataclasses.replace(getattr(base, s)) for s in secs})
+    cfg = dataclasses.replace(base, **{s: _copy_table(getattr(base, s)) for s in secs})
     for key, value in raw.items():
         if key == "lab":
             if value != cfg.lab:
@@ -249,21 +230,41 @@ def from_dict(raw: dict, base):
             raise GroklabError(f"{key}: unknown config section; allowed: {allowed}")
         if not isinstance(value, dict):
             raise GroklabError(f"{key}: expected a table of settings")
-        for k, v in value.items():
-            set_field(cfg, f"{key}.{k}", v)
+        _set_table(cfg, key, value)
     return cfg
 
 
-def set_field(cfg, dotted: str, value: Any) -> None:
+def _lookup(cfg, dotted: str) -> tuple[Any, dataclasses.Field]:
+    """(the table object holding the setting, its field) for `section.key` or `section.sub.key`."""
     secs = sections(cfg)
-    section, _, key = dotted.partition(".")
-    if section not in secs or not key:
-        raise GroklabError(f"{dotted}: unknown setting; use section.key with section one of: "
-                           f"{', '.join(secs)}")
-    by_name = {f.name: f for f in fields(secs[section])}
-    if key not in by_name:
-        raise GroklabError(f"{dotted}: unknown key in [{section}]; allowed: {', '.join(by_name)}")
-    setattr(getattr(cfg, section), key, _coerce(section, by_name[key], value))
+    parts = dotted.split(".")
+    if parts[0] not in secs or len(parts) < 2:
+        raise GroklabError(f"{dotted}: unknown setting; use section.key with section one of: {', '.join(secs)}")
+    obj = getattr(cfg, parts[0])
+    for i, part in enumerate(parts[1:], 1):
+        by_name = {f.name: f for f in fields(obj)}
+        if part not in by_name:
+            where = ".".join(parts[:i])
+            raise GroklabError(f"{dotted}: unknown key in [{where}]; allowed: {', '.join(by_name)}")
+        f = by_name[part]
+        if i == len(parts) - 1:
+            return obj, f
+        if not _is_table(f):
+            raise GroklabError(f"{dotted}: {'.'.join(parts[:i + 1])} is a value, not a table")
+        obj = getattr(obj, part)
+    raise AssertionError("unreachable")
+
+
+def get_field(cfg, dotted: str) -> Any:
+    obj, f = _lookup(cfg, dotted)
+    return getattr(obj, f.name)
+
+
+def set_field(cfg, dotted: str, value: Any) -> None:
+    obj, f = _lookup(cfg, dotted)
+    if _is_table(f):
+        raise GroklabError(f"{dotted}: is a table; set one of its keys ({dotted}.KEY=...)")
+    setattr(obj, f.name, _coerce(dotted, f, value))
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -281,13 +282,20 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 # ---------------------------------------------------------------------------------------- presets
 
+def _preset_files() -> dict[str, tuple[str, Any]]:
+    """Preset name -> (lab folder, file): presets/<lab>/<name>.toml."""
+    out = {}
+    for folder in (resources.files("groklab") / "presets").iterdir():
+        if folder.is_dir():
+            for p in folder.iterdir():
+                if p.name.endswith(".toml"):
+                    out[p.name[:-5]] = (folder.name, p)
+    return out
+
+
 def preset_names(lab: str | None = None) -> list[str]:
-    """Presets shipped in the package, optionally only those of one lab."""
-    files = resources.files("groklab") / "presets"
-    names = sorted(p.name[:-5] for p in files.iterdir() if p.name.endswith(".toml"))
-    if lab is None:
-        return names
-    return [n for n in names if load_preset_raw(n).get("lab", "grokking") == lab]
+    """Presets shipped in the package, optionally only those of one lab (or "sweep")."""
+    return sorted(n for n, (folder, _) in _preset_files().items() if lab is None or folder == lab)
 
 
 def read_toml(text: str, where: str) -> dict:
@@ -298,23 +306,31 @@ def read_toml(text: str, where: str) -> dict:
 
 
 def load_preset_raw(name: str, lab: str | None = None) -> dict:
-    if name not in preset_names():
+    files = _preset_files()
+    if name not in files:
         raise GroklabError(f"--preset: unknown preset {name!r}; choose one of: {', '.join(preset_names(lab))}")
-    text = (resources.files("groklab") / "presets" / f"{name}.toml").read_text()
-    return read_toml(text, f"preset {name}")
+    return read_toml(files[name][1].read_text(), f"preset {name}")
+
+
+def root_class(lab: str) -> type:
+    """A lab's root config class (imports groklab.labs.<lab>.config on first use)."""
+    from groklab.labs import get_lab
+    return get_lab(lab).config
 
 
 def load_config(preset: str | None = None, config_file: str | Path | None = None,
-                overrides: list[str] = (), cls=Config, **cli: Any):
+                overrides: list[str] = (), cls=None, **cli: Any):
     """preset, then config file, then --set overrides, then explicit CLI options (e.g. train__seeds=16).
-    `cls` is the lab's root config dataclass."""
+    `cls` is the lab's root config dataclass (default: the preset's lab, else grokking)."""
+    raw = load_preset_raw(preset) if preset else None
+    if cls is None:
+        cls = root_class(raw.get("lab", "grokking") if raw else "grokking")
     cfg = cls()
-    if preset:
-        raw = load_preset_raw(preset, cfg.lab)
-        if raw.get("lab", "grokking") != cfg.lab:
+    if raw is not None:
+        if raw.get("lab") != cfg.lab:
             raise GroklabError(f"--preset: {preset!r} is a {raw.get('lab')!r} preset; choose one of: "
                                f"{', '.join(preset_names(cfg.lab))}")
-        cfg = from_dict({"lab": cfg.lab, **{k: v for k, v in raw.items() if k != "lab"}}, cfg)
+        cfg = from_dict(raw, cfg)
         cfg.name = preset
     if config_file:
         path = Path(config_file)
@@ -330,5 +346,11 @@ def load_config(preset: str | None = None, config_file: str | Path | None = None
     return validate(cfg)
 
 
-# Root config classes of every lab, for `groklab presets --fields`. Labs append theirs on import.
-ROOTS: list[type] = [Config]
+def load_run_config(path: str | Path):
+    """The resolved config a run folder was made with (its lab from the `lab` key)."""
+    p = Path(path) / "config.toml"
+    try:
+        raw = read_toml(p.read_text(), str(p))
+    except OSError as e:
+        raise GroklabError(f"{p}: unreadable ({e.strerror})") from None
+    return validate(from_dict(raw, root_class(str(raw.get("lab", "grokking")))()))

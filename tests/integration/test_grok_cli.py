@@ -10,7 +10,7 @@ from groklab import store
 from .conftest import groklab, groklab_json
 
 TINY = ["--preset", "demo", "--steps", "300", "--seeds", "2", "--set", "task.p=23",
-        "--set", "model.embed_size=32", "--set", "train.log_every=50"]
+        "--set", "model.pair_mlp.embed_size=32", "--set", "train.log_every=50"]
 
 
 def test_grok_json_schema_and_run_folder(runs):
@@ -100,7 +100,7 @@ def test_killed_run_never_looks_complete(runs):
 
 def test_compare_intervention_and_animation(runs):
     out = groklab_json("compare", *TINY[:2], "--intervention", "grokfast-ema,orthograd", "--steps", "200",
-                       "--seeds", "2", "--set", "task.p=23", "--set", "model.embed_size=32", "--probe-steps", "5",
+                       "--seeds", "2", "--set", "task.p=23", "--set", "model.pair_mlp.embed_size=32", "--probe-steps", "5",
                        runs=runs)
     assert list(out["arms"]) == ["grokfast-ema", "orthograd"]
     ema = out["arms"]["grokfast-ema"]

@@ -57,7 +57,7 @@ def test_bad_grid_file(runs, tmp_path):
     f.write_text('lab = "sweep"\nbase = "parity-demo"\n[grid]\n"optim.weight_decay" = ["a lot"]\n')
     proc = groklab("sweep", "--config", f, runs=runs, check=False)
     assert proc.returncode == 2 and proc.stderr.startswith("error: grid.optim.weight_decay")
-    f.write_text('lab = "sweep"\nbase = "parity-demo"\n[grid]\n"model.hidden" = []\n')
+    f.write_text('lab = "sweep"\nbase = "parity-demo"\n[grid]\n"model.mlp.hidden" = []\n')
     proc = groklab("sweep", "--config", f, runs=runs, check=False)
     assert proc.returncode == 2 and "non-empty" in proc.stderr
     assert not runs.exists() or not any(runs.iterdir())

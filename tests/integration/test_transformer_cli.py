@@ -6,8 +6,8 @@ from groklab import store
 
 from .conftest import groklab, groklab_json
 
-TINY = ["--preset", "transformer-demo", "--steps", "60", "--set", "task.p=13", "--set", "model.d_model=16",
-        "--set", "model.d_mlp=32", "--set", "train.log_every=20", "--set", "train.threads=1"]
+TINY = ["--preset", "transformer-demo", "--steps", "60", "--set", "task.p=13", "--set", "model.transformer.d_model=16",
+        "--set", "model.transformer.d_mlp=32", "--set", "train.log_every=20", "--set", "train.threads=1"]
 
 
 def test_transformer_logs_progress_measures(runs):
@@ -28,5 +28,5 @@ def test_progress_off_means_no_measures(runs):
 
 
 def test_bad_heads_is_one_line(runs):
-    proc = groklab("grok", *TINY, "--set", "model.n_heads=3", runs=runs, check=False)
-    assert proc.returncode == 2 and "model.n_heads" in proc.stderr
+    proc = groklab("grok", *TINY, "--set", "model.transformer.n_heads=3", runs=runs, check=False)
+    assert proc.returncode == 2 and "model.transformer.n_heads" in proc.stderr

@@ -1,6 +1,6 @@
 import numpy as np
 
-from groklab.config import AnalysisConfig
+from groklab.labs.grokking.config import AnalysisConfig
 from groklab.labs.grokking.outcomes import classify, first_step, member_summary, settled_mask
 
 STEPS = np.array([0, 100, 200, 300, 400])

@@ -6,7 +6,7 @@ from groklab.sweep.grid import groups, parse_spec, points
 from groklab.sweep.run import work_order
 
 RAW = {"lab": "sweep", "base": "parity-demo", "seeds": 2, "x": "optim.weight_decay", "y": "data.n_train",
-       "grid": {"optim.weight_decay": [0.1, 1.0], "data.n_train": [100, 200], "model.hidden": [8]},
+       "grid": {"optim.weight_decay": [0.1, 1.0], "data.n_train": [100, 200], "model.mlp.hidden": [8]},
        "set": {"train.steps": 50}}
 
 
@@ -24,14 +24,14 @@ def test_groups_share_shapes_and_vary_members():
     g = groups(spec)
     assert len(g) == 2  # n_train x hidden
     cfg, members = g[0]
-    assert cfg.data.n_train == 100 and cfg.model.hidden == 8 and cfg.train.steps == 50
+    assert cfg.data.n_train == 100 and cfg.model.mlp.hidden == 8 and cfg.train.steps == 50
     assert [(m["optim.weight_decay"], m["seed"]) for m in members] == [(0.1, 0), (0.1, 1), (1.0, 0), (1.0, 1)]
 
 
 @pytest.mark.parametrize("change,field", [
     ({"grid": {"optim.weight_decay": []}}, "grid.optim.weight_decay"),
     ({"grid": {"optim.weight_decay": ["big"]}}, "grid.optim.weight_decay"),
-    ({"grid": {"model.hidden": [8.5]}}, "grid.model.hidden"),
+    ({"grid": {"model.mlp.hidden": [8.5]}}, "grid.model.mlp.hidden"),
     ({"grid": {"model.nope": [1]}}, "grid.model.nope"),
     ({"grid": {}}, "grid"),
     ({"seeds": 0}, "seeds"),
@@ -52,5 +52,5 @@ def test_work_order_takes_the_most_expensive_group_first():
     order = work_order(plan)
     assert sorted(order) == list(range(25))
     first, last = plan[order[0]][0], plan[order[-1]][0]
-    assert (first.model.hidden, first.data.n_train) == (258, 1750)
-    assert (last.model.hidden, last.data.n_train) == (16, 750)
+    assert (first.model.mlp.hidden, first.data.n_train) == (258, 1750)
+    assert (last.model.mlp.hidden, last.data.n_train) == (16, 750)

@@ -19,7 +19,7 @@ MEMBERS = [Member(0, 1e-2, 0.2), Member(1, 3e-3, 0.5), Member(2, 1e-2, 0.0)]
 
 def test_early_stop_compaction_leaves_other_members_unchanged():
     cfg, data, model = _setup(**{"train.steps": 60, "train.log_every": 20, "data.n_train": 100,
-                                 "data.n_test": 50, "model.hidden": 8, "train.snapshots": 0})
+                                 "data.n_test": 50, "model.mlp.hidden": 8, "train.snapshots": 0})
     dev = torch.device("cpu")
     full = train(model, data, MEMBERS, cfg.optim, cfg.train, dev)
     calls = []
@@ -40,7 +40,7 @@ def test_early_stop_compaction_leaves_other_members_unchanged():
 
 def test_minibatch_is_deterministic_and_differs_from_full_batch():
     sets = {"train.steps": 30, "train.log_every": 10, "data.n_train": 128, "data.n_test": 32,
-            "model.hidden": 8, "train.snapshots": 0}
+            "model.mlp.hidden": 8, "train.snapshots": 0}
     cfg, data, model = _setup(**sets, **{"train.batch_size": 16})
     a = train(model, data, MEMBERS[:2], cfg.optim, cfg.train, torch.device("cpu"))
     b = train(model, data, MEMBERS[:2], cfg.optim, cfg.train, torch.device("cpu"))

@@ -8,13 +8,13 @@ import torch
 
 
 def make_model(cfg, data):
-    """The model named by `cfg.model.kind`, sized for `data` (a TaskData)."""
+    """The grokking model named by `cfg.model.kind` (settings in its sub-table), sized for `data`."""
     from groklab.nn.mlp import BitMLP, PairMLP
-    m = cfg.model
-    if m.kind == "pair_mlp":
+    kind, m = cfg.model.kind, cfg.model.arch
+    if kind == "pair_mlp":
         return PairMLP(n_tokens=data.n_tokens, n_classes=data.n_classes, hidden=m.hidden,
                        embed_size=m.embed_size, tied=m.tied, act=m.act, init=m.init, fixed_embed=m.fixed_embed)
-    if m.kind == "transformer":  # x (N, 2) operand pairs; the model appends the "=" token itself
+    if kind == "transformer":  # x (N, 2) operand pairs; the model appends the "=" token itself
         from groklab.nn.transformer import Transformer
         return Transformer(n_tokens=data.n_tokens, n_classes=data.n_classes, d_model=m.d_model,
                            n_heads=m.n_heads, d_mlp=m.d_mlp, n_layers=m.n_layers, layernorm=m.layernorm,

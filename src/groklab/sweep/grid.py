@@ -6,7 +6,7 @@ A sweep preset (TOML, `lab = "sweep"`):
     seeds = 9                       # members per grid point (seeds base.train.seed, +1, ...)
     x = "optim.weight_decay"        # phase-diagram axes (facet optional)
     y = "data.n_train"
-    facet = "model.hidden"
+    facet = "model.mlp.hidden"
     [grid]                          # any config field -> list of values
     "optim.weight_decay" = [0.01, 0.03, 0.1, 0.3, 1.0]
     [set]                           # fixed overrides of the base preset
@@ -26,7 +26,8 @@ import itertools
 from dataclasses import dataclass, field
 
 from groklab import GroklabError
-from groklab.config import Config, load_config, load_preset_raw, set_field, validate
+from groklab.config import RootConfig as Config
+from groklab.config import load_config, load_preset_raw, set_field, validate
 
 MEMBER_FIELDS = ("optim.lr", "optim.weight_decay", "model.init_scale")
 

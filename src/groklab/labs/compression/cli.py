@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from groklab import GroklabError, store
+from groklab import console as cli
 from groklab.labs.compression import config as cconfig
 
 compress_app = typer.Typer(no_args_is_help=True, help="Compression lab (seed 002): next-token prediction is "
@@ -25,9 +26,8 @@ THREADS = typer.Option(0, "--threads", help="torch CPU threads (0 = all cores)")
 CHUNK = typer.Option(2000, "--chunk", help="examples per forward pass (batch layout of the coder)")
 
 
-def _cli():
-    from groklab import cli
-    return cli
+def register(app: typer.Typer, runs_app: typer.Typer) -> None:
+    app.add_typer(compress_app, name="compress")
 
 
 @compress_app.command("train")
@@ -42,7 +42,6 @@ def train(preset: str | None = PRESET, config_file: Path | None = CONFIG, set_: 
 
     cfg = cconfig.load(preset or "addition8-cpu", config_file, set_ or [], train__steps=steps,
                        train__device=device, train__threads=threads)
-    cli = _cli()
     prog, update = cli.progress_bar(cfg.train.steps, f"compress {cfg.name}", not as_json)
     task = prog.task_ids[0]
 
@@ -57,7 +56,7 @@ def train(preset: str | None = PRESET, config_file: Path | None = CONFIG, set_: 
 
 
 def print_train(s: dict) -> None:
-    out = _cli().out
+    out = cli.out
     t = Table(title=f"compress {s['preset']}: {s['steps']} steps, {s['n_params']:,} parameters, {s['wall_s']:.0f} s "
                     f"({s['device']}, {s['threads']} threads)")
     t.add_column("measure")
@@ -101,8 +100,8 @@ def data(n_examples: int = typer.Option(..., "--n-examples", help="examples to w
     res = {"path": str(out_file), "n_examples": n_examples, "floor_nats_per_token": fmt.floor(),
            "floor_bits_per_example": fmt.floor() * fmt.n_targets / math.log(2)}
     if as_json:
-        return _cli().emit_json(res)
-    _cli().out.print(f"wrote {n_examples:,} examples to {out_file} (floor {res['floor_bits_per_example']:.2f} "
+        return cli.emit_json(res)
+    cli.out.print(f"wrote {n_examples:,} examples to {out_file} (floor {res['floor_bits_per_example']:.2f} "
                      "bits/example)")
 
 
@@ -136,8 +135,8 @@ def encode(in_file: Path = typer.Argument(..., help="text file of examples"),
            "bits_per_example": 8 * len(blob) / n, "wall_s": wall,
            "tokens_per_s": n * (cfg.fmt().n_targets) / wall}
     if as_json:
-        return _cli().emit_json(res)
-    _cli().out.print(f"{in_file} ({len(data):,} B, {n:,} examples) -> {out_file} ({len(blob):,} B, "
+        return cli.emit_json(res)
+    cli.out.print(f"{in_file} ({len(data):,} B, {n:,} examples) -> {out_file} ({len(blob):,} B, "
                      f"{res['bits_per_example']:.2f} bits/example) in {wall:.2f} s")
 
 
@@ -159,8 +158,8 @@ def decode(in_file: Path = typer.Argument(..., help="compressed file"),
     res = {"path": str(out_file), "n_examples": n, "bytes_out": len(data), "wall_s": wall,
            "tokens_per_s": n * cfg.fmt().n_targets / wall}
     if as_json:
-        return _cli().emit_json(res)
-    _cli().out.print(f"{in_file} -> {out_file} ({len(data):,} B, {n:,} examples) in {wall:.2f} s")
+        return cli.emit_json(res)
+    cli.out.print(f"{in_file} -> {out_file} ({len(data):,} B, {n:,} examples) in {wall:.2f} s")
 
 
 @compress_app.command("compare")
@@ -172,7 +171,6 @@ def compare(in_file: Path = typer.Argument(..., help="text file of examples"), m
     data_bytes = _read(in_file)
     net, cfg, mhash, _ = _coder_setup(model, threads, chunk)
     res = compare_file(net, mhash, cfg.fmt(), data_bytes, chunk, str(in_file))
-    cli = _cli()
     if as_json:
         return cli.emit_json(res)
     t = Table(title=f"{in_file}: {res['n_examples']:,} examples, floor {res['floor_bits_per_example']:.2f} "
@@ -201,7 +199,6 @@ def joint(preset: str | None = PRESET, config_file: Path | None = CONFIG, set_: 
     if n_file < 1:
         raise GroklabError(f"--n-file: must be >= 1, got {n_file}")
     cfg = cconfig.load(preset or "joint4", config_file, set_ or [])
-    cli = _cli()
     prog, _ = cli.progress_bar(5, f"joint {cfg.name} (trainings)", not as_json)
     task = prog.task_ids[0]
     with prog:
@@ -227,7 +224,6 @@ def sizes(preset: str | None = PRESET, config_file: Path | None = CONFIG, set_: 
 
     cfg = cconfig.load(preset or "sizes4", config_file, set_ or [])
     ws = parse_widths(widths, cfg.model.heads)
-    cli = _cli()
     prog, _ = cli.progress_bar(len(ws), f"sizes {cfg.name}", not as_json)
     task = prog.task_ids[0]
     with prog:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-import tomli_w
-
 from groklab import GroklabError, config
-from groklab.config import opt
+from groklab.config import RootConfig, opt
 
 
 @dataclass
@@ -62,23 +59,14 @@ class AddTrainConfig:
 
 
 @dataclass
-class CompressConfig:
+class CompressConfig(RootConfig):
     """The compression lab's root config (seed 002)."""
 
     lab: ClassVar[str] = "compression"
-    name: str = "custom"
-    description: str = ""
-    source: str = ""
     data: AddDataConfig = field(default_factory=AddDataConfig)
     model: GPTConfig = field(default_factory=GPTConfig)
     optim: AddOptimConfig = field(default_factory=AddOptimConfig)
     train: AddTrainConfig = field(default_factory=AddTrainConfig)
-
-    def to_dict(self) -> dict:
-        return {"lab": self.lab, **dataclasses.asdict(self)}
-
-    def to_toml(self) -> str:
-        return tomli_w.dumps(self.to_dict())
 
     def check(self) -> None:
         m = self.model
@@ -105,7 +93,7 @@ class CompressConfig:
                         width=m.width, dropout=m.dropout, rope=m.rope)
 
 
-config.ROOTS.append(CompressConfig)
+ROOT = CompressConfig
 
 
 def load(preset=None, config_file=None, overrides=(), **cli) -> CompressConfig:

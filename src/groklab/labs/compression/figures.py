@@ -33,6 +33,18 @@ def draw_run(path: Path, fmt: Addition, title: str) -> list[Path]:
             decomposition(t, fmt, out / "decomposition.png", title)]
 
 
+def redraw(path: Path) -> list[Path]:
+    """The figures of a `compress train` run, rebuilt from its folder alone."""
+    from groklab import GroklabError
+    from groklab.config import load_run_config
+
+    path = Path(path)
+    if not (path / "model.safetensors").is_file():
+        raise GroklabError(f"RUN: {path} is not a `compress train` run; its figures are redrawn by rerunning it")
+    cfg = load_run_config(path)
+    return draw_run(path, cfg.fmt(), cfg.name)
+
+
 def loss_curves(t: dict, fmt: Addition, path: Path, title: str) -> Path:
     fig, ax = plot.subplots(w=6)
     a = ax[0, 0]

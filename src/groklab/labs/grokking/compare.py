@@ -13,12 +13,13 @@ import numpy as np
 import torch
 
 from groklab import GroklabError
-from groklab.config import Config, set_field, validate
+from groklab.config import set_field, validate
 from groklab.data import make_task
 from groklab.engine import device as devmod
 from groklab.engine.interventions import GradTransforms
 from groklab.engine.optim import BatchedOptimizer
 from groklab.engine.trainer import loss_kwargs, train_step
+from groklab.labs.grokking.config import GrokConfig as Config
 from groklab.labs.grokking.run import members_for, run_grok
 from groklab.nn import make_model
 

@@ -9,11 +9,11 @@ import numpy as np
 import torch
 
 from groklab import store
-from groklab.config import Config
 from groklab.data import make_task
 from groklab.engine import device as devmod
 from groklab.engine.trainer import METRICS, Member, TrainResult, loss_kwargs, train
 from groklab.labs.grokking import figures, fourier, progress
+from groklab.labs.grokking.config import GrokConfig as Config
 from groklab.labs.grokking.outcomes import OUTCOMES, member_summary, settled_mask
 from groklab.nn import make_model
 
@@ -38,7 +38,7 @@ def long_metrics(res: TrainResult, members: list[Member]) -> dict[str, np.ndarra
     return {k: np.concatenate(v) for k, v in cols.items()}
 
 
-def run_grok(cfg: Config, root: Path | str | None = None, on_progress=None) -> dict:
+def run_grok(cfg: Config, root: Path | str | None = None, on_progress=None, resume: Path | None = None) -> dict:
     """Train, store and analyze; returns the summary (also written to summary.json)."""
     t0 = time.perf_counter()
     data = make_task(cfg)
@@ -110,7 +110,7 @@ def members_table(cfg: Config, members: list[Member], models: list[dict]) -> dic
             "lr": [m.lr for m in members], "weight_decay": [m.weight_decay for m in members],
             "init_scale": [m.init_scale for m in members],
             "task": [cfg.task.kind] * len(members), "p": [cfg.task.p] * len(members),
-            "op": [cfg.task.op] * len(members), "hidden": [cfg.model.hidden] * len(members),
+            "op": [cfg.task.op] * len(members), "hidden": [getattr(cfg.model.arch, "hidden", 0)] * len(members),
             "decay": [cfg.optim.decay] * len(members)}
     for k in keys:
         cols[k] = [s[k] for s in models]
@@ -139,10 +139,10 @@ def draw(cfg: Config, res: TrainResult, models: list[dict], snap_w, out: Path) -
 def animate(path: Path, member: int = 0) -> Path:
     """Rebuild member `member`'s weight snapshots from a run folder and write figures/weights.gif."""
     from groklab import GroklabError
-    from groklab.config import Config, from_dict, read_toml
+    from groklab.config import load_run_config
 
     path = Path(path)
-    cfg = from_dict(read_toml((path / "config.toml").read_text(), f"{path}/config.toml"), Config())
+    cfg = load_run_config(path)
     snaps = store.load_snapshots(path)
     if not snaps:
         raise GroklabError(f"RUN: {path} has no weight snapshots (train.snapshots = 0)")
@@ -154,3 +154,26 @@ def animate(path: Path, member: int = 0) -> Path:
               for s, p in snaps]
     return figures.weight_animation(frames, path / "figures" / f"weights_member{member}.gif",
                                     cfg.analysis.freq_threshold, f"{cfg.name} member {member}")
+
+
+def redraw_figures(path: Path) -> list[Path]:
+    """Every figure of a finished run, rebuilt from its folder alone (metrics, summary, snapshots)."""
+    from types import SimpleNamespace
+
+    from groklab.config import load_run_config
+
+    path = Path(path)
+    cfg = load_run_config(path)
+    summary = store.read_summary(path)
+    models = summary["models"]
+    t = store.read_metrics(path).to_pydict()  # long table: member, step, metric, value
+    steps = np.array(sorted(set(t["step"])))
+    col = {s: j for j, s in enumerate(steps)}
+    metrics: dict[str, np.ndarray] = {}
+    for mi, s, name, v in zip(t["member"], t["step"], t["metric"], t["value"]):
+        metrics.setdefault(name, np.full((len(models), len(steps)), np.nan))[mi, col[s]] = v
+    model = make_model(cfg, make_task(cfg))
+    snap_w = [(s, figures.to_numpy(input_weights(model, {k: v[:1] for k, v in p.items()})[0]))
+              for s, p in store.load_snapshots(path)]
+    res = SimpleNamespace(steps=steps, metrics=metrics)
+    return draw(cfg, res, models, snap_w, path / "figures")
