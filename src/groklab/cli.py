@@ -110,7 +110,7 @@ def presets(as_json: bool = JSON, fields: bool = typer.Option(False, "--fields",
 
 @runs_app.command("list")
 def runs_list(root: Path | None = OUT, as_json: bool = JSON):
-    """Every run under the store root, complete or not."""
+    """Every run under the store root: complete, running, interrupted (resumable) or damaged (with why)."""
     rows = store.list_runs(root)
     if as_json:
         return emit_json(rows)
@@ -118,8 +118,9 @@ def runs_list(root: Path | None = OUT, as_json: bool = JSON):
     for c in ("id", "lab", "preset", "members", "wall s", "status"):
         t.add_column(c)
     for r in rows:
+        status = r["status"] + (f": {r['reason']}" if r.get("reason") else "")
         t.add_row(r["id"], str(r["lab"] or "-"), str(r["preset"] or "-"), str(r["n_members"]),
-                  f"{r['wall_s']:.1f}" if r["wall_s"] else "-", "complete" if r["complete"] else "INCOMPLETE")
+                  f"{r['wall_s']:.1f}" if r["wall_s"] else "-", status)
     out.print(t)
 
 
@@ -159,10 +160,13 @@ def runs_figures(run: str = typer.Argument(..., help="run folder or run id (pref
 
 
 @runs_app.command("query")
-def runs_query(sql: str = typer.Argument(..., help="SQL over views `runs` and `members`"),
+def runs_query(sql: str = typer.Argument(..., help="SQL over views `runs`, `members` and `metrics`"),
                root: Path | None = OUT, as_json: bool = JSON):
-    """Query every complete run with DuckDB, e.g. "SELECT outcome, count(*) FROM members GROUP BY 1"."""
-    cols, rows = store.query(sql, root)
+    """Query every complete run with DuckDB, e.g. "SELECT outcome, count(*) FROM members GROUP BY 1".
+    Damaged runs are left out and named on stderr."""
+    cols, rows, skipped = store.query_with_skipped(sql, root)
+    for run_id, why in skipped:
+        err.print(f"skipped damaged run {run_id}: {why}", highlight=False, markup=False, soft_wrap=True)
     if as_json:
         return emit_json([dict(zip(cols, r)) for r in rows])
     t = Table()

@@ -100,8 +100,8 @@ def test_killed_run_never_looks_complete(runs):
 
 def test_compare_intervention_and_animation(runs):
     out = groklab_json("compare", *TINY[:2], "--intervention", "grokfast-ema,orthograd", "--steps", "200",
-                       "--seeds", "2", "--set", "task.p=23", "--set", "model.pair_mlp.embed_size=32", "--probe-steps", "5",
-                       runs=runs)
+                       "--seeds", "2", "--set", "task.p=23", "--set", "model.pair_mlp.embed_size=32",
+                       "--probe-steps", "5", runs=runs)
     assert list(out["arms"]) == ["grokfast-ema", "orthograd"]
     ema = out["arms"]["grokfast-ema"]
     assert ema["settings"]["optim.grokfast"] == "ema"

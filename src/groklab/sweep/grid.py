@@ -1,8 +1,8 @@
-"""Sweep specs: a base grokking preset, a grid over config fields, seeds; expansion into groups.
+"""Sweep specs: a base preset of any lab, a grid over config fields, seeds; expansion into groups.
 
 A sweep preset (TOML, `lab = "sweep"`):
 
-    base = "pair-parity"            # grokking preset every point starts from
+    base = "pair-parity"            # the preset (of any lab that sweeps) every point starts from
     seeds = 9                       # members per grid point (seeds base.train.seed, +1, ...)
     x = "optim.weight_decay"        # phase-diagram axes (facet optional)
     y = "data.n_train"
@@ -14,8 +14,9 @@ A sweep preset (TOML, `lab = "sweep"`):
     [small]                         # --scale small replaces seeds / grid axes / set entries
     seeds = 3
 
-Fields that only change a member's hyper-parameters (lr, weight decay, init scale, seed) vary inside one
-ensemble; every other field defines a group (same shapes, same data) trained as one batched run.
+Fields that only change a member's hyper-parameters (the lab's `LabSweep.member_fields`, e.g. lr, weight
+decay, init scale; and the seed) vary inside one ensemble; every other field defines a group (same shapes,
+same data) trained as one batched run.
 """
 
 from __future__ import annotations
@@ -29,7 +30,11 @@ from groklab import GroklabError
 from groklab.config import RootConfig as Config
 from groklab.config import load_config, load_preset_raw, set_field, validate
 
-MEMBER_FIELDS = ("optim.lr", "optim.weight_decay", "model.init_scale")
+
+def lab_sweep(cfg):
+    """The LabSweep of the config's lab (a GroklabError if that lab cannot sweep)."""
+    from groklab.labs import get_lab
+    return get_lab(cfg.lab).sweep
 
 
 @dataclass
@@ -106,7 +111,7 @@ def check_spec(spec: SweepSpec) -> None:
 
 def base_config(spec: SweepSpec) -> Config:
     if not spec.base:
-        raise GroklabError("base: a sweep needs `base = \"<grokking preset>\"`")
+        raise GroklabError("base: a sweep needs `base = \"<preset>\"` (a preset of a lab that sweeps)")
     load_preset_raw(spec.base)
     cfg = load_config(spec.base)
     for k, v in spec.sets.items():
@@ -124,7 +129,8 @@ def groups(spec: SweepSpec) -> list[tuple[Config, list[dict]]]:
     """Group grid points by their non-member fields. Returns [(group config, member points)], where each
     member point is {field: value, ..., "seed": s} and the group config holds the shared fields."""
     base = base_config(spec)
-    shape_keys = [k for k in spec.grid if k not in MEMBER_FIELDS]
+    member_fields = lab_sweep(base).member_fields
+    shape_keys = [k for k in spec.grid if k not in member_fields]
     out: dict[tuple, tuple[Config, list[dict]]] = {}
     for pt in points(spec):
         gkey = tuple((k, pt[k]) for k in shape_keys)

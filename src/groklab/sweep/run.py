@@ -22,21 +22,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import torch
 
 from groklab import GroklabError, store
 from groklab.config import validate
-from groklab.data import make_task
 from groklab.engine import device as devmod
-from groklab.engine.trainer import Member, train
-from groklab.labs.grokking.outcomes import OUTCOMES, member_summary, settled_mask
-from groklab.labs.grokking.run import long_metrics
-from groklab.nn import make_model
-from groklab.sweep import figures
-from groklab.sweep.grid import SweepSpec, groups
-
-SUMMARY_KEYS = ("outcome", "step_memorized", "step_generalized", "train_acc", "test_acc", "train_loss",
-                "test_loss", "last_step", "peak_test_acc", "step_peak_test_acc")
+from groklab.sweep.grid import SweepSpec, groups, lab_sweep
 
 
 def column(key: str, keys: list[str]) -> str:
@@ -91,19 +81,9 @@ def claim(path: Path) -> bool:
     return False
 
 
-def group_cost(cfg, n_members: int) -> float:
-    """Rough training cost of a group: members x steps x parameters x examples per step."""
-    data = make_task(cfg)
-    params = make_model(cfg, data).init([0], torch.ones(1))
-    n_params = sum(v[0].numel() for v in params.values())
-    n_train = len(data.y_train)
-    per_step = min(cfg.train.batch_size, n_train) if cfg.train.batch_size else n_train
-    return float(n_members * cfg.train.steps * n_params * per_step)
-
-
 def work_order(plan: list) -> list[int]:
-    """Group indices, most expensive first (ties keep grid order)."""
-    costs = [group_cost(cfg, len(pts)) for cfg, pts in plan]
+    """Group indices, most expensive first by the lab's cost model (ties keep grid order)."""
+    costs = [lab_sweep(cfg).cost(cfg, len(pts)) for cfg, pts in plan]
     return sorted(range(len(plan)), key=lambda gi: -costs[gi])
 
 
@@ -140,31 +120,27 @@ def run_sweep(spec: SweepSpec, root=None, resume: Path | None = None, device: st
             cfile.unlink(missing_ok=True)
             done_steps += cfg.train.steps
             continue
-        data = make_task(cfg)
-        model = make_model(cfg, data)
-        o = cfg.optim
-        members = [Member(p["seed"], p.get("optim.lr", o.lr), p.get("optim.weight_decay", o.weight_decay),
-                          p.get("model.init_scale", cfg.model.init_scale)) for p in pts]
+        hooks = lab_sweep(cfg)
 
         def progress(step, active, base=done_steps, gi=gi):
             if on_progress:
                 on_progress(base + step, steps_total, f"group {gi + 1}/{len(plan)}, {active} training")
 
-        res = train(model, data, members, cfg.optim, cfg.train, dev,
-                    settled=lambda h, a=cfg.analysis: settled_mask(h, a), on_progress=progress)
+        res = hooks.train_group(cfg, pts, dev, progress)
         model_steps += res.model_steps
         train_s += res.wall_s
-        rows: dict[str, list] = {"group": [], "member": [], "seed": []}
+        rows: dict[str, list] = {"lab": [], "group": [], "member": [], "seed": []}
         rows.update({column(k, keys): [] for k in keys})
-        rows.update({k: [] for k in SUMMARY_KEYS})
-        for i, p in enumerate(pts):
-            s = member_summary(res.steps, res.metrics, i, cfg.analysis)
-            rows["group"].append(gi), rows["member"].append(i), rows["seed"].append(p["seed"])
+        rows.update({k: [] for k in hooks.summary_keys})
+        for i, (p, s) in enumerate(zip(pts, res.rows)):
+            rows["lab"].append(cfg.lab), rows["group"].append(gi), rows["member"].append(i)
+            rows["seed"].append(p["seed"])
             for k in keys:
                 rows[column(k, keys)].append(p[k])
-            for k in SUMMARY_KEYS:
+            for k in hooks.summary_keys:
                 rows[k].append(s[k])
-        run.write_table(f"groups/g{gi:03d}_metrics.parquet", long_metrics(res, members))
+        if res.metrics is not None:
+            run.write_table(f"groups/g{gi:03d}_metrics.parquet", res.metrics)
         run.write_table(f"groups/g{gi:03d}.parquet", rows)  # written last: marks the group done
         cfile.unlink(missing_ok=True)
         done_steps += cfg.train.steps
@@ -176,13 +152,15 @@ def run_sweep(spec: SweepSpec, root=None, resume: Path | None = None, device: st
                 "member_steps_per_s": round(model_steps / train_s, 1) if train_s else None}
     table = pa.concat_tables([pq.read_table(run.path / "groups" / f"g{gi:03d}.parquet") for gi in range(len(plan))],
                              promote_options="default")  # an all-None column is typed null in one group
-    pq.write_table(table, run.path / "members.parquet")
+    store.atomic_write(run.path / "members.parquet", lambda f: pq.write_table(table, f))
     t = table.to_pydict()
-    counts = {o: int(sum(v == o for v in t["outcome"])) for o in OUTCOMES}
-    figs = figures.draw(spec, t, keys, column, run.path / "figures")
+    hooks = lab_sweep(plan[0][0])
+    counts = {o: int(sum(v == o for v in t["outcome"])) for o in hooks.outcomes}
+    figs = hooks.figures(spec, t, keys, column, run.path / "figures") if hooks.figures else []
     wall = time.perf_counter() - t0
     summary = {"lab": "sweep", "preset": spec.name, "scale": spec.scale, "run_dir": str(run.path),
-               "run_id": run.id, "complete": True, "wall_s": round(wall, 3), "n_runs": len(t["outcome"]),
+               "run_id": run.id, "complete": True, "wall_s": round(wall, 3), "n_runs": len(t["member"]),
+               "base_lab": plan[0][0].lab,
                "groups": len(plan), "outcome_counts": counts, "model_steps": model_steps,
                "member_steps_per_s": round(model_steps / train_s, 1) if train_s else None,
                # wall_s, model_steps: this process; since_created_s: from the sweep folder's creation

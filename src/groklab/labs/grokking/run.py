@@ -106,7 +106,8 @@ def input_weights(model, params) -> torch.Tensor:
 def members_table(cfg: Config, members: list[Member], models: list[dict]) -> dict[str, list]:
     keys = ("outcome", "step_memorized", "step_generalized", "train_acc", "test_acc", "train_loss",
             "test_loss", "last_step", "peak_test_acc", "step_peak_test_acc")
-    cols = {"member": list(range(len(members))), "seed": [m.seed for m in members],
+    cols = {"lab": [cfg.lab] * len(members), "group": [0] * len(members), "member": list(range(len(members))),
+            "seed": [m.seed for m in members],
             "lr": [m.lr for m in members], "weight_decay": [m.weight_decay for m in members],
             "init_scale": [m.init_scale for m in members],
             "task": [cfg.task.kind] * len(members), "p": [cfg.task.p] * len(members),
