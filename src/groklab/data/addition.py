@@ -100,6 +100,14 @@ class Addition:
         """Mean entropy per target (nats/token): the best possible next-token loss."""
         return float(self.floor_per_target().mean())
 
+    def bits_per_example(self, nats_per_target: float) -> float:
+        """A mean loss in nats per target as bits per example (the one nats -> bits/example formula)."""
+        return nats_per_target * self.n_targets / math.log(2)
+
+    def floor_bits(self) -> float:
+        """The entropy floor in bits per example."""
+        return self.bits_per_example(self.floor())
+
     # ------------------------------------------------------------------------------------ text
     def line_pattern(self) -> re.Pattern:
         nd = self.n_digits

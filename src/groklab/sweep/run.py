@@ -19,7 +19,6 @@ import socket
 import time
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -170,8 +169,3 @@ def run_sweep(spec: SweepSpec, root=None, resume: Path | None = None, device: st
     run.write_json("summary.json", summary)
     run.complete()
     return summary
-
-
-def median_or_none(v: list) -> float | None:
-    v = [x for x in v if x is not None]
-    return float(np.median(v)) if v else None

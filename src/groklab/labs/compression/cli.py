@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
@@ -98,7 +97,7 @@ def data(n_examples: int = typer.Option(..., "--n-examples", help="examples to w
     tokens = fmt.sample(n_examples, torch.Generator().manual_seed(seed))
     store.atomic_write_bytes(out_file, format_text(tokens).encode())
     res = {"path": str(out_file), "n_examples": n_examples, "floor_nats_per_token": fmt.floor(),
-           "floor_bits_per_example": fmt.floor() * fmt.n_targets / math.log(2)}
+           "floor_bits_per_example": fmt.floor_bits()}
     if as_json:
         return cli.emit_json(res)
     cli.out.print(f"wrote {n_examples:,} examples to {out_file} (floor {res['floor_bits_per_example']:.2f} "

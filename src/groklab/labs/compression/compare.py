@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 
 from groklab.data.addition import Addition
@@ -19,7 +18,7 @@ def compare_file(model: GPT, mhash: str, fmt: Addition, data: bytes, chunk: int,
     t0 = time.perf_counter()
     model_ok = coder.decode_bytes(model, mhash, fmt, blob, where) == data
     dec_s = time.perf_counter() - t0
-    floor_bpe = fmt.floor() * fmt.n_targets / math.log(2)
+    floor_bpe = fmt.floor_bits()
     sizes = {name: r for name, r in baselines.measure(data).items()}
     sizes["model"] = {"bytes": len(blob), "roundtrip_ok": model_ok, "settings": f"range coder, chunk {chunk}",
                       "payload_bytes": len(blob) - coder.HEADER_BYTES}

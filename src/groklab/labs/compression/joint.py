@@ -109,8 +109,8 @@ def _experiment(cfg: CompressConfig, n_file: int, dev, on_progress=None) -> dict
                         "bits_per_example": {"X_by_X": cx / n_file, "Y_by_Y": cy / n_file,
                                              "XY_by_XY": cxy / (2 * n_file),
                                              **{k: v / n_file for k, v in cross.items()}},
-                        "floor_bits_per_example": {"X": fx.floor() * fx.n_targets / LN2,
-                                                   "Y": fy.floor() * fy.n_targets / LN2}}
+                        "floor_bits_per_example": {"X": fx.floor_bits(),
+                                                   "Y": fy.floor_bits()}}
     return {"rows": rows, "models": models}
 
 

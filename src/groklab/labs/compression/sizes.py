@@ -43,7 +43,7 @@ def run_sizes(cfg: CompressConfig, widths: list[int], root: Path | str | None = 
             rows.append({"width": w, "n_params": model.n_params(), "val_loss": final["val_loss"],
                          "gap_pct": 100 * (final["val_loss"] / fmt.floor() - 1),
                          "exact_match": final["exact_match"],
-                         "bits_per_example": final["val_loss"] * fmt.n_targets / LN2,
+                         "bits_per_example": fmt.bits_per_example(final["val_loss"]),
                          "prequential_bits_per_example": preq_nats / LN2 / n_seen,
                          "description_bits": description_bits(model)["xz_bits"], "wall_s": wall})
             metrics += [(s, m, v, p, w) for (s, m, v, p) in mrows]
@@ -56,9 +56,9 @@ def run_sizes(cfg: CompressConfig, widths: list[int], root: Path | str | None = 
     run.write_table("metrics.parquet", {"step": np.array(step), "metric": np.array(metric, dtype=object),
                                         "value": np.array(value), "position": np.array(pos), "width": np.array(width)})
     run.write_table("sizes.parquet", {k: [r[k] for r in rows] for k in rows[0]})
-    fig = figure(rows, fmt.floor() * fmt.n_targets / LN2, run.path / "figures" / "sizes.png", cfg.name)
+    fig = figure(rows, fmt.floor_bits(), run.path / "figures" / "sizes.png", cfg.name)
     summary = {"lab": "compression", "kind": "sizes", "preset": cfg.name, "run_dir": str(run.path),
-               "floor": fmt.floor(), "floor_bits_per_example": fmt.floor() * fmt.n_targets / LN2,
+               "floor": fmt.floor(), "floor_bits_per_example": fmt.floor_bits(),
                "steps": cfg.train.steps, "batch_size": cfg.train.batch_size, "sizes": rows,
                "figures": [str(fig)], "wall_s": round(time.perf_counter() - t0, 3)}
     run.write_json("summary.json", summary)

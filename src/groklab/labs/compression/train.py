@@ -215,9 +215,9 @@ def run_train(cfg: CompressConfig, root: Path | str | None = None, on_progress=N
     last = {m: v for (s, m, v, p) in rows if p < 0 and m in ("val_loss", "exact_match")}
     floor = fmt.floor()
     n_seen = preq_examples  # the seed's-distribution examples of the stream (carry_boost rows excluded)
-    bits_final = last["val_loss"] * fmt.n_targets / LN2
+    bits_final = fmt.bits_per_example(last["val_loss"])
     desc = description_bits(model)
-    floor_bits = floor * fmt.n_targets / LN2
+    floor_bits = fmt.floor_bits()
     preq = {"examples": n_seen, "total_bits": preq_nats / LN2, "bits_per_example": preq_nats / LN2 / n_seen,
             "floor_bits_per_example": floor_bits,
             "excess_bits": preq_nats / LN2 - n_seen * floor_bits}

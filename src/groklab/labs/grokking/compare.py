@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 
-import numpy as np
 import torch
 
 from groklab import GroklabError
@@ -22,6 +21,7 @@ from groklab.engine.trainer import loss_kwargs, train_step
 from groklab.labs.grokking.config import GrokConfig as Config
 from groklab.labs.grokking.run import members_for, run_grok
 from groklab.nn import make_model
+from groklab.stats import median_or_none
 
 INTERVENTIONS = {
     "grokfast-ema": {"optim.grokfast": "ema", "optim.grokfast_alpha": 0.98, "optim.grokfast_lambda": 2.0},
@@ -64,14 +64,10 @@ def step_size(cfg: Config, probe_steps: int) -> float:
     return total / probe_steps
 
 
-def median_step(models: list[dict]) -> float | None:
-    v = [m["step_generalized"] for m in models if m["step_generalized"] is not None]
-    return float(np.median(v)) if v else None
-
-
 def _arm_result(c: Config, root, probe_steps: int, on_progress) -> dict:
     s = run_grok(c, root, on_progress=on_progress)
-    return {"run_dir": s["run_dir"], "wall_s": s["wall_s"], "median_step_generalized": median_step(s["models"]),
+    steps = [m["step_generalized"] for m in s["models"]]
+    return {"run_dir": s["run_dir"], "wall_s": s["wall_s"], "median_step_generalized": median_or_none(steps),
             "generalized": sum(m["step_generalized"] is not None for m in s["models"]),
             "members": len(s["models"]), "outcome_counts": s["outcome_counts"],
             "step_generalized": {m["seed"]: m["step_generalized"] for m in s["models"]},
@@ -80,8 +76,7 @@ def _arm_result(c: Config, root, probe_steps: int, on_progress) -> dict:
 
 def paired_speedup(base: dict, treated: dict) -> float | None:
     """Median over seeds that reached 95% test in both arms of baseline step / treated step."""
-    r = [b / t for seed, b in base.items() if b and (t := treated.get(seed))]
-    return float(np.median(r)) if r else None
+    return median_or_none(b / t for seed, b in base.items() if b and (t := treated.get(seed)))
 
 
 def compare(cfg: Config, interventions: list[str], extra: list[tuple[str, object]] = (), root=None,

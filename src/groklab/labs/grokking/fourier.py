@@ -9,19 +9,29 @@ non-constant energy.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+import torch
+
+
+def fourier_rows(p: int, device=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The one Fourier basis of groklab. Unit-norm rows over i = 0..p-1, float64: const (p,), cos (K, p),
+    sin (K, p) for k = 1..p//2 (for even p the k = p/2 sine row is zero)."""
+    i = torch.arange(p, dtype=torch.float64, device=device)
+    ks = torch.arange(1, p // 2 + 1, dtype=torch.float64, device=device)
+    ang = 2 * math.pi * ks[:, None] * i[None] / p  # (K, p)
+    cos, sin = ang.cos(), ang.sin()
+    cos = cos / cos.norm(dim=1, keepdim=True)
+    sn = sin.norm(dim=1, keepdim=True)
+    sin = torch.where(sn > 1e-9, sin / sn.clamp_min(1e-9), torch.zeros_like(sin))
+    return torch.full((p,), p**-0.5, dtype=torch.float64, device=device), cos, sin
 
 
 def fourier_basis(p: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """cos and sin rows for k = 1..p//2, normalized to unit norm. -> ks (K,), cos (K, p), sin (K, p)."""
-    ks = np.arange(1, p // 2 + 1)
-    i = np.arange(p)
-    cos = np.cos(2 * np.pi * np.outer(ks, i) / p)
-    sin = np.sin(2 * np.pi * np.outer(ks, i) / p)
-    cos /= np.linalg.norm(cos, axis=1, keepdims=True)
-    norms = np.linalg.norm(sin, axis=1, keepdims=True)
-    sin = np.divide(sin, norms, out=np.zeros_like(sin), where=norms > 1e-9)  # k = p/2: sin ≡ 0
-    return ks, cos, sin
+    """fourier_rows as numpy: ks (K,), cos (K, p), sin (K, p)."""
+    _, cos, sin = fourier_rows(p)
+    return np.arange(1, p // 2 + 1), cos.numpy(), sin.numpy()
 
 
 def coefficients(w: np.ndarray) -> dict[str, np.ndarray]:
@@ -45,13 +55,15 @@ def neuron_frequencies(w: np.ndarray, threshold: float = 0.5) -> dict[str, np.nd
     return {"freq": freq.astype(int), "phase": phase, "share": share, "top": co["k"][top].astype(int)}
 
 
-def gini(x: np.ndarray) -> float:
-    """Gini coefficient of non-negative values (0 = all equal, → 1 = one value holds everything)."""
-    x = np.sort(np.asarray(x, dtype=np.float64).ravel())
-    n, total = len(x), x.sum()
-    if n == 0 or total <= 0:
-        return 0.0
-    return float((2 * np.arange(1, n + 1) - n - 1) @ x / (n * total))
+def gini(x: torch.Tensor | np.ndarray) -> torch.Tensor | float:
+    """Gini coefficient of non-negative values (0 = all equal, → 1 = one value holds everything): of each
+    row of a (M, n) tensor -> (M,), or of a numpy array's values -> float."""
+    if isinstance(x, np.ndarray):
+        return float(gini(torch.from_numpy(np.asarray(x, dtype=np.float64).reshape(1, -1)))[0])
+    x = x.double().sort(dim=1).values
+    n = x.shape[1]
+    rank = 2 * torch.arange(1, n + 1, dtype=x.dtype, device=x.device) - n - 1  # (n,)
+    return (x @ rank) / (n * x.sum(1)).clamp_min(1e-300)
 
 
 def spectrum(w: np.ndarray) -> np.ndarray:

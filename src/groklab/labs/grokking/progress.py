@@ -19,28 +19,14 @@ All take params with a leading member axis and return {name: (M,) tensor}.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
 from groklab.engine.trainer import member_losses
+from groklab.labs.grokking.fourier import fourier_rows, gini  # noqa: F401 (gini: part of this module's API)
 
 KEY_FACTOR = 3.0
 RESTRICTED_OPS = {"add": 1, "sub": -1}  # op -> sign of b in the directions cos/sin(w(a ± b))
-
-
-def fourier_rows(p: int, device=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Unit-norm basis rows over i = 0..p-1: const (p,), cos (K, p), sin (K, p) for k = 1..p//2
-    (for even p the k = p/2 sine row is zero)."""
-    i = torch.arange(p, dtype=torch.float64, device=device)
-    ks = torch.arange(1, p // 2 + 1, dtype=torch.float64, device=device)
-    ang = 2 * math.pi * ks[:, None] * i[None] / p  # (K, p)
-    cos, sin = ang.cos(), ang.sin()
-    cos = cos / cos.norm(dim=1, keepdim=True)
-    sn = sin.norm(dim=1, keepdim=True)
-    sin = torch.where(sn > 1e-9, sin / sn.clamp_min(1e-9), torch.zeros_like(sin))
-    return torch.full((p,), p**-0.5, dtype=torch.float64, device=device), cos, sin
 
 
 def embed_spectrum(w: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -67,14 +53,6 @@ def key_frequencies(w: torch.Tensor, factor: float = KEY_FACTOR) -> list[list[in
         ks = torch.nonzero(m).flatten()
         out.append([int(k) + 1 for k in ks[e[ks].argsort(descending=True)]])
     return out
-
-
-def gini(x: torch.Tensor) -> torch.Tensor:
-    """Gini coefficient of each row of non-negative values. (M, n) -> (M,)"""
-    x = x.double().sort(dim=1).values
-    n = x.shape[1]
-    rank = 2 * torch.arange(1, n + 1, dtype=x.dtype, device=x.device) - n - 1  # (n,)
-    return (x @ rank) / (n * x.sum(1)).clamp_min(1e-300)
 
 
 def grid_pairs(p: int, device=None) -> torch.Tensor:

@@ -18,6 +18,14 @@ def _cells(t: dict, xcol: str, ycol: str, fcol: str | None):
     return xs, ys, fs
 
 
+def _label(ax, xs: list, ys: list, xcol: str, title: str) -> None:
+    ax.set_xticks(range(len(xs)), [f"{v:g}" for v in xs], rotation=45)
+    ax.set_yticks(range(len(ys)), [f"{v:g}" for v in ys])
+    ax.set_xlabel(xcol)
+    ax.grid(False)
+    ax.set_title(title)
+
+
 def phase_outcomes(t: dict, xcol: str, ycol: str, fcol: str | None, out: Path, title: str) -> Path:
     """PAIR's picture: per cell, a bar split into the fraction of seeds in each outcome."""
     xs, ys, fs = _cells(t, xcol, ycol, fcol)
@@ -36,11 +44,7 @@ def phase_outcomes(t: dict, xcol: str, ycol: str, fcol: str | None, out: Path, t
                     left += 0.9 * frac
         ax.set_xlim(-0.5, len(xs) - 0.5)
         ax.set_ylim(-0.5, len(ys) - 0.5)
-        ax.set_xticks(range(len(xs)), [f"{v:g}" for v in xs], rotation=45)
-        ax.set_yticks(range(len(ys)), [f"{v:g}" for v in ys])
-        ax.set_xlabel(xcol)
-        ax.grid(False)
-        ax.set_title(f"{fcol} = {f}" if fcol else title)
+        _label(ax, xs, ys, xcol, f"{fcol} = {f}" if fcol else title)
     axes[0][0].set_ylabel(ycol)
     handles = [plot.plt.Rectangle((0, 0), 1, 1, color=c) for c in COLORS.values()]
     fig.legend(handles, list(COLORS), loc="upper center", ncol=4, bbox_to_anchor=(0.5, 1.02))
@@ -66,11 +70,7 @@ def phase_steps(t: dict, xcol: str, ycol: str, fcol: str | None, out: Path, titl
                     grid[yi, xi] = np.median(v)
         im = ax.imshow(grid, origin="lower", cmap="viridis", aspect="auto",
                        norm=plot.matplotlib.colors.LogNorm(vmin=vmin, vmax=max(vmax, vmin + 1)))
-        ax.set_xticks(range(len(xs)), [f"{v:g}" for v in xs], rotation=45)
-        ax.set_yticks(range(len(ys)), [f"{v:g}" for v in ys])
-        ax.set_xlabel(xcol)
-        ax.grid(False)
-        ax.set_title(f"{fcol} = {f}" if fcol else title)
+        _label(ax, xs, ys, xcol, f"{fcol} = {f}" if fcol else title)
     axes[0][0].set_ylabel(ycol)
     fig.colorbar(im, ax=list(axes[0]), label="median step_generalized")
     fig.suptitle(f"{title}: median step to {'≥'}95% test")
