@@ -33,6 +33,26 @@ class GradTransforms:
         self.hist = {k: [g[idx] for g in gs] for k, gs in self.hist.items()}
         self.sum = {k: v[idx] for k, v in self.sum.items()}
 
+    def state_dict(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """(tensors, JSON-able meta) of the filter state: EMA buffers "ema/<param>", the MA window stacked
+        oldest first "hist/<param>" (w, M, ...) with its running sum "sum/<param>", and the step count."""
+        tensors = {f"ema/{k}": v.clone() for k, v in self.ema.items()}
+        tensors.update({f"hist/{k}": torch.stack(h) for k, h in self.hist.items() if h})
+        tensors.update({f"sum/{k}": v.clone() for k, v in self.sum.items()})
+        return tensors, {"t": self.t}
+
+    def load_state_dict(self, tensors: dict[str, torch.Tensor], meta: dict, device=None) -> None:
+        self.t = int(meta["t"])
+        for key, v in tensors.items():
+            kind, k = key.split("/", 1)
+            v = v.to(device) if device is not None else v
+            if kind == "ema":
+                self.ema[k] = v.clone()
+            elif kind == "hist":
+                self.hist[k] = [g.clone() for g in v.unbind(0)]
+            elif kind == "sum":
+                self.sum[k] = v.clone()
+
     @torch.no_grad()
     def __call__(self, params: dict[str, torch.Tensor], grads: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if self.orthograd:
