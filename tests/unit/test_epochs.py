@@ -93,7 +93,7 @@ def test_draws_is_the_default_batching_and_epochs_differ():
 def test_epoch_training_is_each_member_alone_with_its_own_order(make):
     """Batched epochs = each member trained alone (the shared-input model goes through the picked pool)."""
     data, cfg = parity(), train_cfg(batch_size=12, batching="epochs")  # 40 = 3 x 12 + a masked 4
-    both = train(make(), data, MEMBERS, optim_cfg(), cfg, CPU)
+    both = train(make(), data, MEMBERS, optim_cfg(), train_cfg(batch_size=12, batching="epochs", member_chunk=2), CPU)
     for i, m in enumerate(MEMBERS):
         alone = train(make(), data, [m], optim_cfg(), cfg, CPU)
         for k in both.params:
@@ -142,6 +142,22 @@ def test_member_data_trains_each_member_as_if_alone(make, batching, batch_size):
         shared = train(make(), own, MEMBERS[:1], optim_cfg(), cfg, CPU)
         for k in shared.params:
             assert_close_scaled(both.params[k][0], shared.params[k][0], 1e-5, k)
+
+
+@pytest.mark.parametrize("make", [lambda: BitMLP(9, 2, 8), mlp_ensemble], ids=["shared-input model", "per_member"])
+def test_per_member_test_sets(make):
+    """A condition that changes the test inputs (pixel permutation): each member is tested on its own."""
+    base, sizes, seeds = parity(48), [20, 33, 48], [m.seed for m in MEMBERS]
+    md = member_data(base, sizes, seeds, "permute_pixels")
+    assert md.x_test.stride(0) != 0
+    cfg = train_cfg(batch_size=8, batching="epochs", eval_examples=10)
+    both = train(make(), md, MEMBERS, optim_cfg(), cfg, CPU)
+    for i, m in enumerate(MEMBERS):
+        alone = train(make(), member_data(base, sizes[i:i + 1], seeds[i:i + 1], "permute_pixels"), [m], optim_cfg(),
+                      cfg, CPU)
+        for k, v in both.metrics.items():
+            assert_close_scaled(torch.from_numpy(v[i]), torch.from_numpy(alone.metrics[k][0]), 1e-5, k)
+    assert np.allclose(both.metrics["test_acc"] * 10, (both.metrics["test_acc"] * 10).round())  # 10 examples
 
 
 @pytest.mark.parametrize("make", [lambda: BitMLP(9, 2, 8), mlp_ensemble], ids=["shared-input model", "per_member"])

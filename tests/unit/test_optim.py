@@ -8,7 +8,7 @@ import torch
 
 from groklab.data.modular import modular_task
 from groklab.data.parity import parity_task
-from groklab.engine.optim import BatchedOptimizer
+from groklab.engine.optim import BatchedOptimizer, decay_mask_of
 from groklab.engine.schedule import clip_grads, lr_factor
 from groklab.engine.trainer import member_losses, train_step
 from groklab.nn.gpt import GPT, GPTShape
@@ -201,8 +201,7 @@ def test_schedule_clip_and_decay_mask_match_torch_on_gpt(name, fused, monkeypatc
     lrs, wds, steps = [3e-2, 1e-2], [0.1, 0.5], 12
     sched = dict(warmup=3, total_steps=steps, min_lr_frac=0.1, cooldown=4)
     refs = [_tiny_gpt(s) for s in (0, 1)]
-    decayed = {id(p) for p in refs[0].param_groups(1.0)[0]["params"]}
-    mask = {k: id(p) in decayed for k, p in refs[0].named_parameters()}
+    mask = decay_mask_of(refs[0], refs[0].param_groups(1.0))
     assert any(mask.values()) and not all(mask.values())
     params = {k: torch.stack([dict(r.named_parameters())[k].detach().clone() for r in refs]) for k in mask}
     opt = BatchedOptimizer(params, name, torch.tensor(lrs), torch.tensor(wds), "l2", (0.9, 0.98), 1e-8,

@@ -141,6 +141,7 @@ def member_eval_rows(counts: torch.Tensor, k: int, seeds: list[int]) -> tuple[to
     """Per member a fixed subset of min(k, count) of its rows: idx (M, k), valid (M, k); None for all rows."""
     if not k or k >= int(counts.max()):
         return None
+    counts = counts.cpu()
     idx = torch.zeros(len(seeds), k, dtype=torch.int64)
     for i, (s, n) in enumerate(zip(seeds, counts.tolist())):
         row = torch.randperm(n, generator=torch.Generator().manual_seed(derive_seed(s, 9)))[:k].sort().values

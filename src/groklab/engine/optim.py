@@ -29,6 +29,13 @@ def _per_member(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return v.reshape(-1, *([1] * (like.dim() - 1)))
 
 
+def decay_mask_of(module: torch.nn.Module, groups: list[dict]) -> dict[str, bool]:
+    """{parameter name: decayed?} from torch-style param groups of `module`, e.g. GPT.param_groups(wd):
+    a parameter is decayed if its group's weight_decay is > 0."""
+    decayed = {id(p) for g in groups if g.get("weight_decay", 0.0) > 0 for p in g["params"]}
+    return {k: id(p) in decayed for k, p in module.named_parameters()}
+
+
 class BatchedOptimizer:
     def __init__(self, params: dict[str, torch.Tensor], name: str, lr: torch.Tensor, wd: torch.Tensor,
                  decay: str = "l2", betas: tuple[float, float] = (0.9, 0.98), eps: float = 1e-8,
