@@ -1,6 +1,7 @@
 """The compression CLI at tiny sizes: real training, real files, real coding."""
 
 import json
+import math
 import sys
 
 import pyarrow.parquet as pq
@@ -24,6 +25,7 @@ def test_train_json_and_run_folder(trained):
     runs, out = trained
     assert set(out) == {"run_dir", "val_loss", "floor", "exact_match", "steps", "wall_s"}
     assert out["steps"] == 60 and 0 <= out["exact_match"] <= 1 and out["val_loss"] > out["floor"] > 0
+    assert out["val_loss"] < 0.8 * math.log(14)  # learned: well below the uniform code over 14 tokens
     run = store.resolve(out["run_dir"])
     names = {p.name for p in run.iterdir()}
     assert {"config.toml", "env.json", "metrics.parquet", "model.safetensors", "summary.json", "figures",

@@ -21,7 +21,8 @@ def test_grok_json_schema_and_run_folder(runs):
         assert set(m) == {"seed", "train_acc", "test_acc", "step_memorized", "step_generalized", "outcome",
                           "key_frequencies"}
         assert m["seed"] == seed and m["outcome"] in {"grok", "memorize", "direct", "fail"}
-        assert 0 <= m["train_acc"] <= 1 and all(isinstance(k, int) for k in m["key_frequencies"])
+        assert m["train_acc"] > 0.9 and m["step_memorized"] is not None  # learned: chance is 1/23
+        assert all(isinstance(k, int) for k in m["key_frequencies"])
     run = store.resolve(out["run_dir"])
     names = {p.name for p in run.iterdir()}
     assert {"config.toml", "env.json", "metrics.parquet", "members.parquet", "summary.json", "figures",
@@ -49,6 +50,7 @@ def test_parity_tiny(runs):
     out = groklab_json("grok", "--preset", "parity-demo", "--steps", "200", "--seeds", "3",
                        "--set", "data.n_train=200", runs=runs)
     assert len(out["models"]) == 3 and all(m["key_frequencies"] == [] for m in out["models"])
+    assert all(m["train_acc"] > 0.9 for m in out["models"])  # memorized 200 sequences: chance is 1/2
     figs = {p.name for p in (store.resolve(out["run_dir"]) / "figures").iterdir()}
     assert "parity_weights.png" in figs
 
