@@ -111,3 +111,10 @@ def test_resume_rejects_another_runs_checkpoint():
     with pytest.raises(GroklabError, match="train.steps"):
         train(case["make"](), case["data"](), MEMBERS, optim_cfg(), train_cfg(steps=50, log_every=10), CPU,
               resume=states[0])
+
+
+def test_checkpoints_are_throttled_by_checkpoint_min_s():
+    case = CASES["draws, cosine schedule, clipping, l1"]
+    states = []
+    _run(case, checkpoint_every=10, checkpoint_min_s=1e9, on_checkpoint=lambda t, m: states.append(m["step"]))
+    assert states == [10]

@@ -62,13 +62,13 @@ class BatchedOptimizer:
     @classmethod
     def from_config(cls, params: dict[str, torch.Tensor], optim, lr: torch.Tensor, wd: torch.Tensor,
                     total_steps: int, decay_mask: dict[str, bool] | None = None) -> BatchedOptimizer:
-        """From an optim config section; schedule fields absent from it take their defaults
-        (schedule constant, min_lr_frac 0, cooldown 0, clip 0 — `grad_clip` is read where `clip` is absent)."""
+        """From an optim config section; schedule fields absent from it take the config's defaults
+        (schedule constant, min_lr_frac 1, cooldown 0, clip 0 — `grad_clip` is read where `clip` is absent)."""
         clip = getattr(optim, "clip", getattr(optim, "grad_clip", 0.0))
         return cls(params, optim.name, lr, wd, optim.decay, (optim.beta1, optim.beta2), optim.eps,
                    getattr(optim, "momentum", 0.0), getattr(optim, "warmup", 0),
                    schedule=getattr(optim, "schedule", "constant"), total_steps=total_steps,
-                   min_lr_frac=getattr(optim, "min_lr_frac", 0.0), cooldown=getattr(optim, "cooldown", 0),
+                   min_lr_frac=getattr(optim, "min_lr_frac", 1.0), cooldown=getattr(optim, "cooldown", 0),
                    clip=clip, decay_mask=decay_mask)
 
     def select(self, idx: torch.Tensor) -> None:

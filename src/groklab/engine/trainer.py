@@ -120,7 +120,7 @@ def train(model, data, members: list[Member], optim, train_cfg, device: torch.de
           on_log: Callable[[int, dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None, *,
           checkpoint_every: int = 0,
           on_checkpoint: Callable[[dict[str, torch.Tensor], dict], None] | None = None,
-          resume: tuple[dict[str, torch.Tensor], dict] | None = None,
+          resume: tuple[dict[str, torch.Tensor], dict] | None = None, checkpoint_min_s: float = 0.0,
           decay_mask: dict[str, bool] | None = None, eval_max_elems: int = 2**25) -> TrainResult:
     """Train all members for `train_cfg.steps` steps (or until every member is settled).
 
@@ -142,8 +142,9 @@ def train(model, data, members: list[Member], optim, train_cfg, device: torch.de
     on_log(step, params) may return extra per-member metrics {name: (M_active,)} to log with the others
       (e.g. progress measures).
     checkpoint_every k > 0: after every k-th step on_checkpoint(tensors, meta) receives the complete state
-      (engine/checkpoint.py); train(..., resume=(tensors, meta)) with the same arguments continues from it
-      and ends with exactly the metrics and weights of an uninterrupted run on the same machine."""
+      (engine/checkpoint.py), skipped while less than checkpoint_min_s seconds have passed since the last one;
+      train(..., resume=(tensors, meta)) with the same arguments continues from it and ends with exactly the
+      metrics and weights of an uninterrupted run on the same machine."""
     n_all = len(members)
     per_member = is_member_data(data)
     seeds = [m.seed for m in members]  # the batch orders' seeds: MemberData's own where it has them
@@ -181,6 +182,7 @@ def train(model, data, members: list[Member], optim, train_cfg, device: torch.de
         active, full, hist, stopped_at = st["active"], st["full"], st["hist"], st["stopped_at"]
         model_steps, li, start, wall0 = st["model_steps"], st["li"], st["step"] + 1, st["wall_s"]
     t0 = time.perf_counter() - wall0
+    last_checkpoint = -float("inf")
 
     def sync_full():
         for k, v in params.items():
@@ -227,7 +229,9 @@ def train(model, data, members: list[Member], optim, train_cfg, device: torch.de
                         break
             if on_progress is not None:
                 on_progress(step, len(active))
-        if checkpoint_every > 0 and on_checkpoint is not None and step > 0 and step % checkpoint_every == 0:
+        if (checkpoint_every > 0 and on_checkpoint is not None and step > 0 and step % checkpoint_every == 0
+                and time.perf_counter() - last_checkpoint >= checkpoint_min_s):
+            last_checkpoint = time.perf_counter()
             sync_full()
             on_checkpoint(*checkpoint.capture(
                 step=step, li=li, model_steps=model_steps, wall_s=time.perf_counter() - t0, seeds=seeds,
