@@ -156,7 +156,9 @@ class Run:
             raise GroklabError(f"{f}: corrupted checkpoint meta ({_line(e)})") from None
 
     def complete(self) -> None:
+        """Mark the run finished (written last). Its resume checkpoint is no longer needed: removed first."""
         self.started = True
+        shutil.rmtree(self.path / "checkpoint", ignore_errors=True)
         self.write_text(COMPLETE, time.strftime("%Y-%m-%dT%H:%M:%S") + "\n")
 
     def abandon(self) -> None:

@@ -38,28 +38,52 @@ def long_metrics(res: TrainResult, members: list[Member]) -> dict[str, np.ndarra
     return {k: np.concatenate(v) for k, v in cols.items()}
 
 
+def checkpoint_policy(train_cfg) -> tuple[int, float]:
+    """(every k steps, at least s seconds apart): train.checkpoint_every, or 0 = at log steps, once a minute."""
+    if train_cfg.checkpoint_every:
+        return train_cfg.checkpoint_every, 0.0
+    return train_cfg.log_every, 60.0
+
+
 def run_grok(cfg: Config, root: Path | str | None = None, on_progress=None, resume: Path | None = None) -> dict:
-    """Train, store and analyze; returns the summary (also written to summary.json)."""
+    """Train, store and analyze; returns the summary (also written to summary.json). With `resume` (a run
+    folder of an interrupted run of this config) training continues from its last checkpoint and ends with
+    the metrics of an uninterrupted run."""
     t0 = time.perf_counter()
     data = make_task(cfg)
     model = make_model(cfg, data)
     dev = devmod.setup(cfg.train.device, cfg.train.threads)
     torch.manual_seed(cfg.train.seed)
-    run = store.Run.create(root or store.default_root(), cfg.name)
-    run.write_text("config.toml", cfg.to_toml())
-    run.write_json("env.json", devmod.environment(dev))
+    env = devmod.environment(dev)
+    ctx = (store.reopen_run(resume, env) if resume is not None
+           else store.open_run(root or store.default_root(), cfg.name, cfg.to_toml(), env))
+    with ctx as run:
+        return _train_and_write(cfg, run, data, model, dev, t0, on_progress)
+
+
+def _train_and_write(cfg: Config, run: store.Run, data, model, dev, t0: float, on_progress) -> dict:
     members = members_for(cfg)
-    snap_w: list[tuple[int, np.ndarray]] = []  # member 0's input weights per snapshot, for figures
+    state = run.read_checkpoint()
+    start = state[1]["step"] if state else 0
+    snap_w: list[tuple[int, np.ndarray]] = [  # member 0's input weights per snapshot, for figures
+        (s, figures.to_numpy(input_weights(model, p)[0])) for s, p in store.load_snapshots(run.path) if s <= start]
 
     def on_snapshot(step, params):
         run.write_snapshot(step, params)
         snap_w.append((step, figures.to_numpy(input_weights(model, params)[0])))
 
+    def on_step(step, active):
+        if step > 0 and not run.started:
+            run.mark_started()  # from here an error keeps the folder (resume with --resume)
+        if on_progress is not None:
+            on_progress(step, active)
+
+    every, min_s = checkpoint_policy(cfg.train)
     res = train(model, data, members, cfg.optim, cfg.train, dev,
                 settled=lambda h: settled_mask(h, cfg.analysis), on_snapshot=on_snapshot,
-                on_progress=on_progress,
-                on_log=progress.on_log_hook(cfg, model, data, loss_kwargs(cfg.train))
-                if cfg.train.progress_every else None)
+                on_progress=on_step,
+                on_log=progress_hook(cfg, model, data) if cfg.train.progress_every else None,
+                checkpoint_every=every, checkpoint_min_s=min_s, on_checkpoint=run.write_checkpoint, resume=state)
     run.write_table("metrics.parquet", long_metrics(res, members))
     last = int(res.stopped_at[0]) if res.stopped_at[0] >= 0 else int(res.steps[-1])
     run.write_snapshot(last, res.params, name="final")  # every member's last weights
@@ -94,6 +118,10 @@ def run_grok(cfg: Config, root: Path | str | None = None, on_progress=None, resu
     run.write_json("summary.json", summary)
     run.complete()
     return summary
+
+
+def progress_hook(cfg: Config, model, data):
+    return progress.on_log_hook(cfg, model, data, loss_kwargs(cfg.train))
 
 
 def input_weights(model, params) -> torch.Tensor:

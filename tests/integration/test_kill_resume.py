@@ -1,0 +1,72 @@
+"""A real `kill -9` in the middle of training, then `--resume`: the run ends with exactly the metrics of an
+uninterrupted run of the same command (same machine, same kernels: bit-identical)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from groklab import store
+
+from .conftest import groklab, groklab_json
+
+
+def start_and_kill(args: list, runs: Path, ready) -> Path:
+    """Run the CLI in a subprocess, SIGKILL it once `ready(run_folder)` holds; return the run folder."""
+    env = {**os.environ, "GROKLAB_RUNS": str(runs)}
+    proc = subprocess.Popen([sys.executable, "-m", "groklab.cli", *map(str, args)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline:
+            folders = [p for p in runs.glob("*") if p.is_dir()] if runs.is_dir() else []
+            if folders and ready(folders[0]):
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+                return folders[0]
+            if proc.poll() is not None:
+                raise AssertionError(f"finished before it could be killed: {proc.stderr.read().decode()[-2000:]}")
+            time.sleep(0.05)
+        raise AssertionError("never reached the kill point")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def table(path: Path, name: str) -> dict:
+    return pq.read_table(path / name).to_pydict()
+
+
+GROK = ["grok", "--preset", "demo", "--steps", "1500", "--seeds", "2", "--set", "task.p=23",
+        "--set", "model.pair_mlp.embed_size=32", "--set", "train.log_every=50", "--set", "train.checkpoint_every=100",
+        "--set", "train.early_stop=false", "--set", "train.threads=1"]
+
+
+def test_grok_kill_9_then_resume_equals_uninterrupted(tmp_path):
+    killed_runs = tmp_path / "killed"
+    run = start_and_kill(GROK, killed_runs, lambda p: (p / store.CHECKPOINT).is_file()
+                         and len(list((p / "snapshots").glob("*"))) >= 12)
+    assert store.status(run)[0] == "interrupted"  # its process is gone: listed as resumable
+    rows = groklab_json("runs", "list", runs=killed_runs)
+    assert [r["status"] for r in rows] == ["interrupted"]
+    meta = store.Run(run).read_checkpoint()[1]
+    assert 0 < meta["step"] < 1500
+    resumed = groklab_json("grok", "--resume", run.name, runs=killed_runs)
+    straight = groklab_json("grok", *GROK[1:], runs=tmp_path / "straight")
+    assert resumed["models"] == straight["models"]
+    assert table(run, "metrics.parquet") == table(Path(straight["run_dir"]), "metrics.parquet")
+    assert store.is_complete(run) and not (run / "checkpoint").exists()
+    again = groklab("grok", "--resume", run.name, runs=killed_runs, check=False)
+    assert again.returncode == 2 and "already complete" in again.stderr
+
+
+def test_resume_takes_no_config_and_needs_a_run(runs):
+    proc = groklab("grok", "--resume", "nope", "--steps", "5", runs=runs, check=False)
+    assert proc.returncode == 2 and "--resume" in proc.stderr
+    proc = groklab("grok", "--resume", "nope", runs=runs, check=False)
+    assert proc.returncode == 2 and "no run" in proc.stderr
