@@ -184,9 +184,13 @@ def bench_engine(models: int = typer.Option(256, help="ensemble members"),
                  threads: int = typer.Option(0, help="torch threads (0 = all cores)"),
                  device: str = typer.Option("cpu", help="cpu | cuda | auto"),
                  member_chunk: int = typer.Option(0, help="members per forward/backward chunk (0 = all)"),
+                 model: str | None = typer.Option(None, "--model", help="pair_mlp | mlp | cnn: time the torch.func "
+                                                  "vmap ensemble of that nn.Module against a loop of single "
+                                                  "modules (and, for pair_mlp, the hand-written path); default: "
+                                                  "the hand-written PAIR MLP against its loop, and the matmul rate"),
                  as_json: bool = JSON):
-    """Batched ensemble vs a loop of independent models (PAIR MLP), and this machine's matmul rate."""
-    from groklab.bench import engine_benchmark
+    """Batched ensemble vs a loop of independent models, and this machine's matmul rate."""
+    from groklab.bench import ENSEMBLE_MODELS, engine_benchmark, ensemble_benchmark
 
     if models < 1 or steps < 1 or loop_models < 1:
         raise GroklabError("--models/--steps/--loop-models: must be >= 1")
@@ -194,10 +198,15 @@ def bench_engine(models: int = typer.Option(256, help="ensemble members"),
         raise GroklabError("--member-chunk/--threads: must be >= 0")
     if device not in ("auto", "cpu", "cuda"):
         raise GroklabError(f"--device: {device!r} is not allowed; choose one of: auto, cpu, cuda")
-    res = engine_benchmark(models, steps, loop_models, threads, device, member_chunk)
+    if model is not None and model not in ENSEMBLE_MODELS:
+        raise GroklabError(f"--model: {model!r} is not allowed; choose one of: {', '.join(ENSEMBLE_MODELS)}")
+    if model is None:
+        res = engine_benchmark(models, steps, loop_models, threads, device, member_chunk)
+    else:
+        res = ensemble_benchmark(model, models, steps, threads, device, loop_models, member_chunk=member_chunk)
     if as_json:
         return emit_json(res)
-    t = Table(title=f"engine benchmark ({res['device']}, {res['threads']} threads)")
+    t = Table(title=f"engine benchmark{f' ({model})' if model else ''} ({res['device']}, {res['threads']} threads)")
     t.add_column("measure")
     t.add_column("value")
     for k, v in res.items():
