@@ -70,3 +70,18 @@ def test_resume_takes_no_config_and_needs_a_run(runs):
     assert proc.returncode == 2 and "--resume" in proc.stderr
     proc = groklab("grok", "--resume", "nope", runs=runs, check=False)
     assert proc.returncode == 2 and "no run" in proc.stderr
+
+
+SWEEP = ["sweep", "--preset", "pair-parity-grid", "--scale", "small", "--set", "train.steps=200",
+         "--set", "data.n_test=100", "--set", "train.log_every=20", "--threads", "1"]
+
+
+def test_sweep_kill_9_then_resume_equals_uninterrupted(tmp_path):
+    killed_runs = tmp_path / "killed"
+    run = start_and_kill(SWEEP, killed_runs, lambda p: len(list((p / "groups").glob("g*[0-9].parquet"))) >= 1)
+    assert not store.is_complete(run) and list((run / "groups").glob("*.claim"))  # killed mid-group
+    resumed = groklab_json("sweep", "--resume", run, runs=killed_runs)
+    straight = groklab_json(*SWEEP, runs=tmp_path / "straight")
+    assert resumed["complete"] and resumed["outcome_counts"] == straight["outcome_counts"]
+    a, b = table(run, "members.parquet"), table(Path(straight["run_dir"]), "members.parquet")
+    assert a == b  # every member's row, its group's order included
