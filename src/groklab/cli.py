@@ -16,8 +16,11 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   rich_markup_mode=None, help="groklab: how neural networks memorize, compress and generalize.")
 runs_app = typer.Typer(no_args_is_help=True, help="Inspect the run store.")
 bench_app = typer.Typer(no_args_is_help=True, help="Measure speed (results go to BENCHMARKS.md).")
+data_app = typer.Typer(no_args_is_help=True,
+                       help="Data sets that are loaded (MNIST-1D, scikit-learn, MNIST/CIFAR files).")
 app.add_typer(runs_app, name="runs")
 app.add_typer(bench_app, name="bench")
+app.add_typer(data_app, name="data")
 for _lab in all_labs():
     _lab.register(app, runs_app)
 
@@ -106,6 +109,38 @@ def presets(as_json: bool = JSON, fields: bool = typer.Option(False, "--fields",
     for r in rows:
         t.add_row(r["name"], r["lab"], r["description"], r["source"])
     out.print(t)
+
+
+@data_app.command("list")
+def data_list(as_json: bool = JSON):
+    """Every loadable data set with its options and their defaults."""
+    from groklab.data.loaded import DATASETS, dataset_options
+
+    rows = [{"name": n, "options": dataset_options(n)} for n in DATASETS]
+    if as_json:
+        return emit_json(rows)
+    for r in rows:
+        out.print(f"{r['name']:<14} " + ", ".join(f"{k}={v}" for k, v in r["options"].items()), highlight=False)
+
+
+@data_app.command("info")
+def data_info(name: str = typer.Argument(..., help="a data set (see `groklab data list`)"),
+              data_dir: Path | None = typer.Option(None, "--data-dir", help="folder with MNIST / CIFAR files"),
+              set_: list[str] | None = typer.Option(None, "--set", help="option=value (repeatable)"),
+              root: Path | None = OUT, as_json: bool = JSON):
+    """Load (or read from the store's cache) a data set and print its shapes and class counts."""
+    from groklab.data.loaded import load_dataset
+
+    opts = dict(config.parse_override(s) for s in set_ or [])
+    d = load_dataset(name, data_dir, (root or store.default_root()) / ".cache" / "data", **opts)
+    info = {"name": name, "x_train": list(d.x_train.shape), "x_test": list(d.x_test.shape),
+            "n_classes": d.n_classes, "train_counts": d.y_train.bincount(minlength=d.n_classes).tolist(),
+            "test_counts": d.y_test.bincount(minlength=d.n_classes).tolist(),
+            "x_mean": float(d.x_train.float().mean()), "x_std": float(d.x_train.float().std())}
+    if as_json:
+        return emit_json(info)
+    for k, v in info.items():
+        out.print(f"{k:<12} {v}", highlight=False)
 
 
 @runs_app.command("list")
