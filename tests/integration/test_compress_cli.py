@@ -1,13 +1,18 @@
-"""The compression CLI at tiny sizes: real training, real files, real coding."""
+"""The compression CLI at tiny sizes: real training, real files, real coding, a real kill -9 and --resume."""
 
 import json
 import math
+import os
+import signal
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
-from groklab import cli, store
+from groklab import GroklabError, cli, store
 
 from .conftest import groklab, groklab_json
 
@@ -154,3 +159,68 @@ def test_joint_and_sizes_tiny(tmp_path, monkeypatch, capsys):
     assert [s["width"] for s in sizes] == [8, 16] and sizes[0]["n_params"] < sizes[1]["n_params"]
     code, _, e = main(["compress", "sizes", "--widths", "7,16"], runs, monkeypatch, capsys)
     assert code == 2 and "--widths" in e
+
+
+def start_and_kill(args: list, runs: Path, ready) -> Path:
+    """Run the CLI in a subprocess, SIGKILL it once `ready(run_folder)` holds; return the run folder
+    (the pattern of test_kill_resume.py)."""
+    env = {**os.environ, "GROKLAB_RUNS": str(runs)}
+    proc = subprocess.Popen([sys.executable, "-m", "groklab.cli", *map(str, args)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline:
+            folders = [p for p in runs.glob("*") if p.is_dir()] if runs.is_dir() else []
+            if folders and ready(folders[0]):
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+                return folders[0]
+            if proc.poll() is not None:
+                raise AssertionError(f"finished before it could be killed: {proc.stderr.read().decode()[-2000:]}")
+            time.sleep(0.05)
+        raise AssertionError("never reached the kill point")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+KILL = ["compress", "train", *TINY, "--steps", "400", "--set", "train.log_every=20",
+        "--set", "train.checkpoint_every=10", "--set", "data.carry_boost=0.25"]
+
+
+def _checkpointed_past(step: int):
+    def ready(path: Path) -> bool:
+        try:
+            state = store.Run(path).read_checkpoint()
+        except GroklabError:  # a file being replaced: look again
+            return False
+        return state is not None and state[1]["step"] >= step
+    return ready
+
+
+def test_kill_9_then_resume_equals_uninterrupted(tmp_path):
+    killed_runs = tmp_path / "killed"
+    run = start_and_kill(KILL, killed_runs, _checkpointed_past(100))
+    assert store.status(run)[0] == "interrupted"
+    meta = store.Run(run).read_checkpoint()[1]
+    assert 100 <= meta["step"] < 400
+    resumed = groklab_json("compress", "train", "--resume", run.name, runs=killed_runs)
+    straight = groklab_json(*KILL, runs=tmp_path / "straight")
+    a, b = (json.loads((Path(r["run_dir"]) / "summary.json").read_text()) for r in (resumed, straight))
+    assert a["resumed_from"] == meta["step"] and b["resumed_from"] is None
+    assert a["model_hash"] == b["model_hash"] and a["prequential"] == b["prequential"]
+    assert a["val_loss"] == b["val_loss"] and a["exact_match"] == b["exact_match"]
+    assert pq.read_table(run / "metrics.parquet").to_pydict() == pq.read_table(
+        Path(straight["run_dir"]) / "metrics.parquet").to_pydict()
+    assert store.is_complete(run) and not (run / "checkpoint").exists()
+    again = groklab("compress", "train", "--resume", run.name, runs=killed_runs, check=False)
+    assert again.returncode == 2 and "already complete" in again.stderr
+
+
+def test_resume_takes_no_config_and_needs_a_run(tmp_path, monkeypatch, capsys):
+    runs = tmp_path / "runs"
+    code, _, e = main(["compress", "train", "--resume", "nope", *TINY], runs, monkeypatch, capsys)
+    assert code == 2 and "--resume" in e
+    code, _, e = main(["compress", "train", "--resume", "nope"], runs, monkeypatch, capsys)
+    assert code == 2 and "no run" in e

@@ -71,11 +71,12 @@ def test_malformed_lines(text, needle):
 
 
 def test_lr_schedule_warmup_cosine_cooldown():
+    from groklab.engine.schedule import lr_factor
     from groklab.labs.compression import config as cconfig
-    from groklab.labs.compression.train import lr_at
     cfg = cconfig.load(overrides=["train.steps=100", "optim.lr=1.0", "optim.warmup=10", "optim.min_lr_frac=0.1",
-                                  "optim.cooldown=20"])
-    lrs = [lr_at(s, cfg) for s in range(100)]
+                                  "optim.cooldown=20", "optim.schedule=cosine"])
+    o = cfg.optim
+    lrs = [o.lr * lr_factor(s + 1, o.warmup, 100, o.schedule, o.min_lr_frac, o.cooldown) for s in range(100)]
     assert lrs[0] == 0.1 and lrs[9] == 1.0  # warm-up
     assert abs(lrs[10] - 1.0) < 1e-12 and abs(lrs[79] - 0.1) < 1e-3  # cosine over steps 10..80
     assert lrs[80] == 0.1 and abs(lrs[99] - 0.1 / 20) < 1e-12  # linear to 0 over the last 20

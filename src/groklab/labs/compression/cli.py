@@ -34,21 +34,37 @@ def train(preset: str | None = PRESET, config_file: Path | None = CONFIG, set_: 
           steps: int | None = typer.Option(None, help="optimizer steps"),
           device: str | None = typer.Option(None, help="auto | cpu | cuda"),
           threads: int | None = typer.Option(None, help="torch CPU threads (0 = all cores)"),
+          resume: str | None = cli.RESUME,
           out_dir: Path | None = typer.Option(None, "--out", help="run store root (default ./runs or $GROKLAB_RUNS)"),
           as_json: bool = JSON):
     """Train the addition GPT one pass over fresh examples; log prequential and held-out loss."""
+    from groklab import config
     from groklab.labs.compression.train import run_train
 
-    cfg = cconfig.load(preset or "addition8-cpu", config_file, set_ or [], train__steps=steps,
-                       train__device=device, train__threads=threads)
-    prog, update = cli.progress_bar(cfg.train.steps, f"compress {cfg.name}", not as_json)
+    if resume is not None:
+        if preset or config_file or set_ or steps is not None:
+            raise GroklabError("--resume: takes no --preset/--config/--set/--steps; the run folder holds its config")
+        path = store.resolve(resume, out_dir)
+        cfg = config.load_run_config(path)
+        if cfg.lab != "compression":
+            raise GroklabError(f"--resume: {path} is a {cfg.lab!r} run, not a compression run")
+        for key, value in (("train.device", device), ("train.threads", threads)):
+            if value is not None:
+                config.set_field(cfg, key, value)
+        config.validate(cfg)
+    else:
+        path = None
+        cfg = cconfig.load(preset or "addition8-cpu", config_file, set_ or [], train__steps=steps,
+                           train__device=device, train__threads=threads)
+    prog, _ = cli.progress_bar(cfg.train.steps, f"compress {cfg.name}", not as_json)
     task = prog.task_ids[0]
 
     def on_log(step, ev):
         prog.update(task, info=f"val {ev['loss']:.4f} em {ev['exact_match']:.3f}")
 
     with prog:
-        s = run_train(cfg, out_dir, on_progress=lambda step, _: prog.update(task, completed=step), on_log=on_log)
+        s = run_train(cfg, out_dir, on_progress=lambda step, _: prog.update(task, completed=step), on_log=on_log,
+                      resume=path)
     if as_json:
         return cli.emit_json({k: s[k] for k in ("run_dir", "val_loss", "floor", "exact_match", "steps", "wall_s")})
     print_train(s)

@@ -1,4 +1,5 @@
-"""The compression lab's config: addition data, the GPT, AdamW with warm-up + cosine, one-pass training."""
+"""The compression lab's config: addition data, the GPT, the engine's shared [optim] section (AdamW with
+warm-up, cosine and cool-down), one-pass training on a fresh stream."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from groklab import GroklabError, config
-from groklab.config import RootConfig, opt
+from groklab.config import OptimConfig, RootConfig, opt
 
 
 @dataclass
@@ -35,24 +36,13 @@ class GPTConfig:
 
 
 @dataclass
-class AddOptimConfig:
-    lr: float = opt(1e-3, "peak learning rate (AdamW)", gt=0.0)
-    min_lr_frac: float = opt(1.0, "final lr as a fraction of the peak (1 = constant after warm-up)",
-                             ge=0.0, le=1.0)
-    warmup: int = opt(0, "linear warm-up steps", ge=0)
-    cooldown: int = opt(0, "last steps, after the cosine: the lr falls linearly from lr * min_lr_frac to 0", ge=0)
-    weight_decay: float = opt(0.1, "AdamW decoupled weight decay on weight matrices", ge=0.0)
-    beta1: float = opt(0.9, "Adam beta1", ge=0.0, lt=1.0)
-    beta2: float = opt(0.98, "Adam beta2", ge=0.0, lt=1.0)
-    grad_clip: float = opt(1.0, "clip the gradient norm to this (0 = no clipping)", ge=0.0)
-
-
-@dataclass
 class AddTrainConfig:
     steps: int = opt(20_000, "optimizer steps; each sees batch_size fresh examples (one pass)", ge=1)
     batch_size: int = opt(512, "fresh examples per step", ge=1)
     seed: int = opt(0, "model init seed", ge=0)
     log_every: int = opt(250, "evaluate the held-out set every k steps", ge=1)
+    checkpoint_every: int = opt(0, "write a resumable checkpoint every k steps (0 = at log steps, at most "
+                                "one per minute)", ge=0)
     eval_batch: int = opt(2000, "examples per forward pass in evaluation and coding", ge=1)
     device: str = opt("auto", "where to train", choices=("auto", "cpu", "cuda"))
     threads: int = opt(0, "torch CPU threads (0 = all cores)", ge=0)
@@ -65,8 +55,23 @@ class CompressConfig(RootConfig):
     lab: ClassVar[str] = "compression"
     data: AddDataConfig = field(default_factory=AddDataConfig)
     model: GPTConfig = field(default_factory=GPTConfig)
-    optim: AddOptimConfig = field(default_factory=AddOptimConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
     train: AddTrainConfig = field(default_factory=AddTrainConfig)
+
+    @classmethod
+    def upgrade(cls, raw: dict) -> dict:
+        """Before the shared [optim] section (run folders written until then): `grad_clip` (now `clip`), no
+        `schedule` — the lr always went by a cosine from lr to lr * min_lr_frac (constant when it is 1) — and
+        the defaults weight_decay 0.1, grad_clip 1.0. Such a section (it has grad_clip, or min_lr_frac
+        without schedule) is rewritten to the same meaning; any other config is left alone."""
+        o = raw.get("optim")
+        if not isinstance(o, dict) or not ("grad_clip" in o or ("min_lr_frac" in o and "schedule" not in o)):
+            return raw
+        new = {k: v for k, v in o.items() if k != "grad_clip"}
+        new["clip"] = o.get("grad_clip", o.get("clip", 1.0))
+        new.setdefault("schedule", "cosine")
+        new.setdefault("weight_decay", 0.1)
+        return {**raw, "optim": new}
 
     def check(self) -> None:
         m = self.model

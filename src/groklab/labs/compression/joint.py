@@ -50,14 +50,13 @@ def _train(cfg: CompressConfig, fmts: list[Addition], steps: int, dev) -> dict:
 def run_joint(cfg: CompressConfig, n_file: int = 10_000, root: Path | str | None = None, on_progress=None) -> dict:
     t0 = time.perf_counter()
     dev = devmod.setup(cfg.train.device, cfg.train.threads)
-    run = store.Run.create(root or store.default_root(), f"joint-{cfg.name}")
-    try:
-        run.write_text("config.toml", cfg.to_toml())
-        run.write_json("env.json", devmod.environment(dev))
+    with store.open_run(root or store.default_root(), f"joint-{cfg.name}", cfg.to_toml(),
+                        devmod.environment(dev)) as run:
         res = _experiment(cfg, n_file, dev, on_progress)
-    except BaseException:
-        run.abandon()
-        raise
+        return _write(cfg, run, res, n_file, t0)
+
+
+def _write(cfg: CompressConfig, run: store.Run, res: dict, n_file: int, t0: float) -> dict:
     run.write_table("joint.parquet", _table(res["rows"]))
     fig = figure(res["rows"], run.path / "figures" / "joint.png", cfg.name)
     summary = {"lab": "compression", "kind": "joint", "preset": cfg.name, "run_dir": str(run.path),

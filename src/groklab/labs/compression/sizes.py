@@ -30,15 +30,12 @@ def run_sizes(cfg: CompressConfig, widths: list[int], root: Path | str | None = 
     t0 = time.perf_counter()
     dev = devmod.setup(cfg.train.device, cfg.train.threads)
     fmt = cfg.fmt()
-    run = store.Run.create(root or store.default_root(), f"sizes-{cfg.name}")
     rows, metrics = [], []
-    try:
-        run.write_text("config.toml", cfg.to_toml())
-        run.write_json("env.json", devmod.environment(dev))
+    with store.open_run(root or store.default_root(), f"sizes-{cfg.name}", cfg.to_toml(),
+                        devmod.environment(dev)) as run:
         for i, w in enumerate(widths):
             c = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, width=w))
             model, mrows, preq_nats, n_seen, wall = train_model(c, dev)
-            model = model.cpu()
             final = {m: v for (s, m, v, p) in mrows if p < 0}
             rows.append({"width": w, "n_params": model.n_params(), "val_loss": final["val_loss"],
                          "gap_pct": 100 * (final["val_loss"] / fmt.floor() - 1),
@@ -49,9 +46,11 @@ def run_sizes(cfg: CompressConfig, widths: list[int], root: Path | str | None = 
             metrics += [(s, m, v, p, w) for (s, m, v, p) in mrows]
             if on_progress:
                 on_progress(i + 1, len(widths))
-    except BaseException:
-        run.abandon()
-        raise
+        return _write(cfg, run, rows, metrics, t0)
+
+
+def _write(cfg: CompressConfig, run: store.Run, rows: list[dict], metrics: list[tuple], t0: float) -> dict:
+    fmt = cfg.fmt()
     step, metric, value, pos, width = zip(*metrics)
     run.write_table("metrics.parquet", {"step": np.array(step), "metric": np.array(metric, dtype=object),
                                         "value": np.array(value), "position": np.array(pos), "width": np.array(width)})

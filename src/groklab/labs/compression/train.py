@@ -1,5 +1,9 @@
 """`groklab compress train`: one pass over fresh addition examples; the loss of each fresh batch before
-its update is the prequential code length. Logs held-out loss, exact match and per-position loss."""
+its update is the prequential code length. Logs held-out loss, exact match and per-position loss.
+
+Training is the engine's stream loop (engine/stream.py): the GPT as a ModuleEnsemble of one, the shared
+BatchedOptimizer (decay mask from GPT.param_groups, lr schedule, clipping), checkpoints and resume through
+the store's run lifecycle."""
 
 from __future__ import annotations
 
@@ -16,6 +20,9 @@ from safetensors.torch import load_file, save_file
 from groklab import GroklabError, store
 from groklab.data.addition import Addition
 from groklab.engine import device as devmod
+from groklab.engine.ensemble import ModuleEnsemble
+from groklab.engine.optim import decay_mask_of
+from groklab.engine.stream import StreamBatch, train_stream
 from groklab.labs.compression import config as cconfig
 from groklab.labs.compression.config import CompressConfig
 from groklab.nn.gpt import GPT
@@ -31,36 +38,23 @@ def held_out(fmt: Addition, n: int, seed: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model: GPT, tokens: torch.Tensor, fmt: Addition, batch: int, dev) -> dict:
-    """Eval-mode loss per target position, mean loss and exact match.
+def evaluate(logits_of, tokens: torch.Tensor, fmt: Addition, batch: int, dev) -> dict:
+    """Eval-mode loss per target position, mean loss and exact match; logits_of(x (b, T-1)) -> (b, T-1, V)
+    runs the model in eval mode (a GPT module in eval mode, or the engine's eval-mode forward).
 
     Exact match = every answer digit and `e` is the argmax given the true prefix; by induction this is
     the same as greedy decoding of the whole answer, at the cost of one forward pass."""
-    was = model.training
-    model.eval()
     pos_sum = torch.zeros(fmt.n_targets, dtype=torch.float64)
     hits = 0
     for i in range(0, len(tokens), batch):
         x = tokens[i:i + batch].to(dev)  # (b, T)
-        logits = model(x[:, :-1])  # (b, T-1, V)
+        logits = logits_of(x[:, :-1])  # (b, T-1, V)
         nll = F.cross_entropy(logits.transpose(1, 2), x[:, 1:], reduction="none")  # (b, T-1)
         pos_sum += nll.double().sum(0).cpu()
         ans = fmt.answer_slice
         hits += int((logits[:, ans].argmax(-1) == x[:, 1:][:, ans]).all(1).sum())
-    model.train(was)
     pos = (pos_sum / len(tokens)).numpy()
     return {"loss": float(pos.mean()), "pos_loss": pos, "exact_match": hits / len(tokens)}
-
-
-def lr_at(step: int, cfg: CompressConfig) -> float:
-    """Linear warm-up, cosine from lr to lr * min_lr_frac, then (optim.cooldown) linear from there to 0."""
-    o, n = cfg.optim, cfg.train.steps
-    if step < o.warmup:
-        return o.lr * (step + 1) / o.warmup
-    if step >= n - o.cooldown:
-        return o.lr * o.min_lr_frac * (n - step) / o.cooldown
-    t = (step - o.warmup) / max(1, n - o.cooldown - o.warmup)
-    return o.lr * (o.min_lr_frac + (1 - o.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
 def model_hash(state: dict[str, torch.Tensor], cfg_toml: str) -> str:
@@ -107,80 +101,66 @@ def mixture_sample(fmts: list[Addition], n: int, g: torch.Generator) -> torch.Te
     return torch.cat([f.sample(n // k + (i < n % k), g) for i, f in enumerate(fmts)])
 
 
-def train_batch(fmts: list[Addition], cfg: CompressConfig, stream: torch.Generator) -> tuple[torch.Tensor, int]:
-    """One fresh training batch: (tokens (B, T), n_seed) — the first n_seed rows follow the seed's
-    distribution (they are the prequential code); the rest carry planted carry chains (data.carry_boost)
-    and are trained on their answer positions only, so the operand statistics stay the seed's."""
-    b = cfg.train.batch_size
-    n_boost = int(round(b * cfg.data.carry_boost)) if len(fmts) == 1 else 0
-    x = mixture_sample(fmts, b - n_boost, stream)
-    if n_boost:
-        x = torch.cat([x, fmts[0].sample(n_boost, stream, chains=True)])
-    return x, b - n_boost
+class AdditionStream:
+    """The fresh training stream (engine/stream.py's TokenStream): each batch is new; the first rows follow
+    the seed's distribution (they are the prequential code); the rest (data.carry_boost) carry planted carry
+    chains and are trained on their answer positions only, so the operand statistics stay the seed's."""
+
+    def __init__(self, fmts: list[Addition], cfg: CompressConfig):
+        self.fmts, self.batch_size = fmts, cfg.train.batch_size
+        self.n_boost = int(round(self.batch_size * cfg.data.carry_boost)) if len(fmts) == 1 else 0
+        self.gen = torch.Generator().manual_seed(cfg.data.seed)
+
+    def next(self) -> StreamBatch:
+        x = mixture_sample(self.fmts, self.batch_size - self.n_boost, self.gen)  # (B - n_boost, T)
+        if self.n_boost:
+            x = torch.cat([x, self.fmts[0].sample(self.n_boost, self.gen, chains=True)])  # (B, T)
+        return StreamBatch(x, self.batch_size - self.n_boost, self.fmts[0].answer_slice)
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {"gen": self.gen.get_state()}
+
+    def load(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.gen.set_state(tensors["gen"].clone())
 
 
-def train_model(cfg: CompressConfig, dev, on_progress=None, on_log=None, fmts: list[Addition] | None = None):
-    """The training loop. Returns (model, rows, prequential_nats, prequential_examples, wall_s).
+def ensemble(cfg: CompressConfig) -> tuple[ModuleEnsemble, dict[str, bool]]:
+    """The GPT as a ModuleEnsemble, and its decay mask (matrices decay; biases, LayerNorms, embeddings not)."""
+    shape = cfg.shape()
+    ens = ModuleEnsemble(lambda: GPT(shape))
+    module = ens.build(0)
+    return ens, decay_mask_of(module, module.param_groups(1.0))
 
-    fmts: train on an even mixture of these formats instead of cfg's (joint compression)."""
+
+def train_model(cfg: CompressConfig, dev, on_progress=None, on_log=None, fmts: list[Addition] | None = None, *,
+                checkpoint_every: int = 0, checkpoint_min_s: float = 0.0, on_checkpoint=None, resume=None):
+    """The training (engine/stream.py). Returns (model (GPT on CPU, eval mode), rows, prequential_nats,
+    prequential_examples, wall_s); with on_checkpoint, resumable from any (tensors, meta) it received.
+
+    fmts: train on an even mixture of these formats instead of cfg's (joint compression).
+    on_progress(updates done, 1); on_log(step, evaluation dict) after each held-out evaluation."""
     fmt = cfg.fmt()
     fmts = fmts or [fmt]
-    t, o = cfg.train, cfg.optim
-    torch.manual_seed(t.seed)
-    model = GPT(cfg.shape()).to(dev)
-    opt = torch.optim.AdamW(model.param_groups(o.weight_decay), lr=o.lr, betas=(o.beta1, o.beta2))
-    stream = torch.Generator().manual_seed(cfg.data.seed)
+    t = cfg.train
     val = mixture_sample(fmts, cfg.data.val_examples, torch.Generator().manual_seed(cfg.data.seed + VAL_SEED))
-    rows: list[tuple[int, str, float, int]] = []
-    floor_pos = np.mean([f.floor_per_target() for f in fmts], axis=0)
-    preq_nats, preq_examples = 0.0, 0
-    t0 = time.perf_counter()
+    floor = float(np.mean([f.floor_per_target() for f in fmts], axis=0).mean())
 
-    def log_eval(step: int) -> None:
-        ev = evaluate(model, val, fmt, t.eval_batch, dev)
-        rows.extend([(step, "val_loss", ev["loss"], -1), (step, "exact_match", ev["exact_match"], -1)])
-        rows.extend((step, "pos_loss", float(v), i) for i, v in enumerate(ev["pos_loss"]))
-        rows.append((step, "epistemic", float(ev["loss"] - floor_pos.mean()), -1))
+    def log_eval(logits_of, step: int) -> list[tuple[str, float, int]]:
+        ev = evaluate(logits_of, val, fmt, t.eval_batch, dev)
+        rows = [("val_loss", ev["loss"], -1), ("exact_match", ev["exact_match"], -1)]
+        rows.extend(("pos_loss", float(v), i) for i, v in enumerate(ev["pos_loss"]))
+        rows.append(("epistemic", float(ev["loss"] - floor), -1))
         if on_log:
             on_log(step, ev)
+        return rows
 
-    log_eval(0)
-    model.train()
-    for step in range(t.steps):
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg)
-        x, n_seed = train_batch(fmts, cfg, stream)  # (B, T) fresh examples, each seen once
-        x = x.to(dev)
-        logits = model(x[:, :-1])  # (B, T-1, V)
-        nll = F.cross_entropy(logits.transpose(1, 2), x[:, 1:], reduction="none")  # (B, T-1)
-        loss = nll.mean()
-        if n_seed < len(x):  # planted-chain rows teach only the answer: their operands are not the seed's
-            loss = torch.cat([nll[:n_seed].flatten(), nll[n_seed:, fmt.answer_slice].flatten()]).mean()
-        if cfg.model.dropout > 0:  # the code length must be the eval-mode loss before the update
-            with torch.no_grad():
-                model.eval()
-                pre = F.cross_entropy(model(x[:n_seed, :-1]).transpose(1, 2), x[:n_seed, 1:]).detach()
-                model.train()
-        else:
-            pre = nll[:n_seed].detach().mean()
-        pre_v = float(pre)
-        if not math.isfinite(pre_v):
-            raise GroklabError(f"optim.lr: training diverged (loss {pre_v}) at step {step}; lower the lr")
-        # step 0 is coded with the untrained model's distribution: a real first block a decoder can replay
-        preq_nats += pre_v * x[:n_seed, 1:].numel()  # mean nats/token x tokens
-        preq_examples += n_seed
-        rows.append((step, "train_loss", pre_v, -1))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if o.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip)
-        opt.step()
-        done = step + 1
-        if done % t.log_every == 0 or done == t.steps:
-            log_eval(done)
-        if on_progress:
-            on_progress(done, 1)
-    return model, rows, preq_nats, preq_examples, time.perf_counter() - t0
+    ens, mask = ensemble(cfg)
+    res = train_stream(ens, AdditionStream(fmts, cfg), cfg.optim, t, dev, log_eval, decay_mask=mask,
+                       on_progress=(lambda done: on_progress(done, 1)) if on_progress else None,
+                       checkpoint_every=checkpoint_every, checkpoint_min_s=checkpoint_min_s,
+                       on_checkpoint=on_checkpoint, resume=resume)
+    model = ens.to_module(res.params, 0).eval()
+    return model, res.rows, res.code_nats, res.code_examples, res.wall_s
 
 
 def description_bits(model: GPT) -> dict:
@@ -191,25 +171,47 @@ def description_bits(model: GPT) -> dict:
     return {"float32_bits": 8 * len(raw), "xz_bits": 8 * len(lzma.compress(raw, preset=9 | lzma.PRESET_EXTREME))}
 
 
-def run_train(cfg: CompressConfig, root: Path | str | None = None, on_progress=None, on_log=None) -> dict:
-    """Train, store (config, env, metrics, weights, figures, summary) and return the summary."""
-    from groklab.labs.compression import figures
+def checkpoint_policy(train_cfg) -> tuple[int, float]:
+    """(every k steps, at least s seconds apart): train.checkpoint_every, or 0 = at log steps, once a minute."""
+    if train_cfg.checkpoint_every:
+        return train_cfg.checkpoint_every, 0.0
+    return train_cfg.log_every, 60.0
 
+
+def run_train(cfg: CompressConfig, root: Path | str | None = None, on_progress=None, on_log=None,
+              resume: Path | None = None) -> dict:
+    """Train, store (config, env, metrics, weights, figures, summary) and return the summary. With `resume`
+    (the folder of an interrupted run of this config) training continues from its last checkpoint and ends
+    with the metrics and weights of an uninterrupted run."""
     t0 = time.perf_counter()
     dev = devmod.setup(cfg.train.device, cfg.train.threads)
+    env = devmod.environment(dev)
+    ctx = (store.reopen_run(resume, env) if resume is not None
+           else store.open_run(root or store.default_root(), cfg.name, cfg.to_toml(), env))
+    with ctx as run:
+        return _train_and_write(cfg, run, dev, t0, on_progress, on_log)
+
+
+def _train_and_write(cfg: CompressConfig, run: store.Run, dev, t0: float, on_progress, on_log) -> dict:
+    from groklab.labs.compression import figures
+
     fmt = cfg.fmt()
-    run = store.Run.create(root or store.default_root(), cfg.name)
-    try:
-        run.write_text("config.toml", cfg.to_toml())
-        run.write_json("env.json", devmod.environment(dev))
-        model, rows, preq_nats, preq_examples, train_wall = train_model(cfg, dev, on_progress, on_log)
-    except BaseException:
-        run.abandon()
-        raise
+    state = run.read_checkpoint()
+
+    def on_step(done: int, active: int) -> None:
+        if done > 0 and not run.started:
+            run.mark_started()  # from here an error keeps the folder (resume with --resume)
+        if on_progress:
+            on_progress(done, active)
+
+    every, min_s = checkpoint_policy(cfg.train)
+    model, rows, preq_nats, preq_examples, train_wall = train_model(
+        cfg, dev, on_step, on_log, checkpoint_every=every, checkpoint_min_s=min_s,
+        on_checkpoint=run.write_checkpoint, resume=state)
     model = model.cpu().eval()
-    state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    mhash = model_hash(state, arch_toml(cfg))
-    store.atomic_write(run.path / WEIGHTS, lambda t: save_file(state, str(t), metadata={
+    weights = {k: v.contiguous() for k, v in model.state_dict().items()}
+    mhash = model_hash(weights, arch_toml(cfg))
+    store.atomic_write(run.path / WEIGHTS, lambda t: save_file(weights, str(t), metadata={
         "model_hash": mhash, "arch": arch_toml(cfg)}))
     run.write_table("metrics.parquet", long_rows(rows))
     last = {m: v for (s, m, v, p) in rows if p < 0 and m in ("val_loss", "exact_match")}
@@ -232,6 +234,7 @@ def run_train(cfg: CompressConfig, root: Path | str | None = None, on_progress=N
         "examples_seen": cfg.train.steps * cfg.train.batch_size, "n_params": model.n_params(), "model_hash": mhash,
         "device": str(dev), "threads": torch.get_num_threads(),
         "train_wall_s": round(train_wall, 3), "prequential": preq, "two_part": two_part,
+        "resumed_from": state[1]["step"] if state else None,
     }
     figs = figures.draw_run(run.path, fmt, cfg.name)
     summary["figures"] = [str(f) for f in figs]
