@@ -8,6 +8,6 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-for script in ("bench_engine.py", "bench_sweep.py", "bench_coder.py"):
+for script in ("bench_engine.py", "bench_sweep.py", "bench_coder.py", "bench_suite.py"):
     print(f"== {script}", flush=True)
     subprocess.run([sys.executable, str(HERE / script), "--write"], check=True)

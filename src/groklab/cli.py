@@ -249,6 +249,51 @@ def bench_engine(models: int = typer.Option(256, help="ensemble members"),
     out.print(t)
 
 
+@bench_app.command("suite")
+def bench_suite(device: str = typer.Option("cpu", help="cpu | cuda"),
+                quick: bool = typer.Option(False, "--quick", help="reduced sizes, <= 5 min on 2 cores (reduced rows "
+                                           "say how in their note); default: the full suite, <= 30 min"),
+                threads: int = typer.Option(0, help="torch threads (0 = all cores)"),
+                coder_model: str | None = typer.Option(None, "--coder-model", help="a `compress train` run (folder "
+                                                       "or id) for the coder rows; default: random addition8-cpu "
+                                                       "weights for speed, a briefly trained stand-in for size"),
+                tiny: bool = typer.Option(False, "--tiny", hidden=True, help="test size: seconds, meaningless numbers"),
+                as_json: bool = JSON):
+    """Every performance figure side by side in one run (engine, parity sweep, addition8 training, coder)."""
+    import torch
+
+    from groklab.bench.rows import fmt_value
+    from groklab.bench.suite import check_coder_model, run_suite
+
+    if device not in ("cpu", "cuda"):
+        raise GroklabError(f"--device: {device!r} is not allowed; choose one of: cpu, cuda")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise GroklabError("--device: 'cuda' requested but no CUDA device is available; use --device cpu")
+    if threads < 0:
+        raise GroklabError(f"--threads: must be >= 0, got {threads}")
+    check_coder_model(coder_model)
+    prog, _ = progress_bar(1, "bench suite", not as_json)
+    task = prog.task_ids[0]
+
+    def update(done: int, total: int, info: str) -> None:
+        prog.update(task, completed=done, total=total, info=info)
+
+    with prog:
+        res = run_suite(device, threads, "tiny" if tiny else "quick" if quick else "full", coder_model, update)
+    if as_json:
+        return emit_json(res)
+    t = Table(title=f"bench suite ({res['size']}; {res['device']}, {res['threads']} threads, matmul "
+                    f"{res['matmul_gflops']:.0f} GFLOP/s, load {res['load_avg']:.2f}; {res['wall_s']:.0f} s)")
+    for c in ("row", "value", "unit", "goal", "met"):
+        t.add_column(c, no_wrap=True)
+    t.add_column("how", overflow="fold")
+    for r in res["rows"]:
+        t.add_row(r["name"], fmt_value(r["value"]), r["unit"], r["goal"],
+                  {True: "yes", False: "no", None: "-"}[r["met"]], r["note"])
+    out.print(t)
+    out.print(f"machine: {res['machine']}; {res['date']}")
+
+
 @app.callback(invoke_without_command=True)
 def _root(version: bool = typer.Option(False, "--version", help="print the version")):
     if version:

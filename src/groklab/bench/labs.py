@@ -1,0 +1,183 @@
+"""The lab rows of `groklab bench suite`: PAIR's parity sweep (the small grid end to end, the full grid
+estimated group by group), the compression lab's addition8 training loop, and its arithmetic coder.
+Each function returns a list of `Row`s; everything is written to temporary folders, never the run store."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+
+import torch
+
+from groklab.bench.rows import Row, goal
+
+PARITY = "pair-parity-grid"
+ADDITION = "addition8-cpu"
+STAND_IN = "addition-tiny"
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def parity_small(size, device: str, threads: int, progress) -> list[Row]:
+    """`groklab sweep --preset pair-parity-grid --scale small` through the Python API, in a temporary store.
+    size.parity_steps > 0 shortens every run to that many steps; size.parity_shrink keeps one value per axis
+    and one seed (test size)."""
+    from groklab.config import load_preset_raw
+    from groklab.sweep.grid import parse_spec
+    from groklab.sweep.run import run_sweep
+
+    raw = load_preset_raw(PARITY, "sweep")
+    over = [("train.steps", size.parity_steps)] if size.parity_steps else []
+    spec = parse_spec(raw, PARITY, "small", over)
+    if size.parity_shrink:
+        spec.grid, spec.seeds = {k: v[:1] for k, v in spec.grid.items()}, 1
+    with tempfile.TemporaryDirectory() as tmp:
+        s = run_sweep(spec, tmp, device=device, threads=threads,
+                      on_progress=lambda d, t, info: progress(f"parity grid (small): step {d:,}/{t:,}, {info}"))
+    what = (f"{s['n_runs']} runs in {s['groups']} groups, {s['model_steps']:,} member-steps "
+            f"({s['member_steps_per_s'] or 0:,.0f}/s), outcomes {s['outcome_counts']}")
+    if size.parity_steps:
+        what = f"REDUCED: the small grid at {size.parity_steps:,} of its 8,000 steps" \
+               + (", one value per axis, one seed" if size.parity_shrink else "") + f"; {what}"
+    return [Row("parity_grid_small_wall_s", s["wall_s"], "s", "-", what)]
+
+
+def parity_full_estimate(size, device: str, threads: int, progress) -> list[Row]:
+    """The full grid's training time, estimated: every group (45 members) trained as the sweep trains it for
+    size.grid_steps steps with early stopping off, s/step x the grid's steps, summed. An upper bound (early
+    stopping only removes work; evaluation every log_every steps included)."""
+    from groklab.config import load_preset_raw
+    from groklab.engine import device as devmod
+    from groklab.sweep.grid import groups, lab_sweep, parse_spec
+
+    raw = load_preset_raw(PARITY, "sweep")
+    full = groups(parse_spec(raw, PARITY, "full"))
+    plan = groups(parse_spec(raw, PARITY, "full", [("train.steps", size.grid_steps), ("train.early_stop", False)]))
+    plan = plan[: size.grid_groups or len(plan)]
+    total, member_steps = 0.0, 0
+    dev = devmod.setup(device, threads)
+    for gi, (cfg, pts) in enumerate(plan):
+        cfg.train.device, cfg.train.threads = device, threads
+        progress(f"parity grid (full, estimate): group {gi + 1}/{len(plan)}")
+        res = lab_sweep(cfg).train_group(cfg, pts, dev, None)
+        total += res.wall_s / size.grid_steps * full[gi][0].train.steps
+        member_steps += len(pts) * full[gi][0].train.steps
+    total *= len(full) / len(plan)
+    note = (f"upper bound, early stopping off: {len(plan)} of {len(full)} groups x {size.grid_steps} timed steps, "
+            f"scaled to {full[0][0].train.steps:,} steps ({member_steps * len(full) // len(plan):,} member-steps)")
+    return [Row("parity_grid_full_estimate_s", total, "s", goal("parity_grid_full_estimate_s", device), note)]
+
+
+def addition8(size, device: str, threads: int, progress) -> list[Row]:
+    """size.add_steps steps of the compression lab's training loop (train_model) with addition8-cpu's model
+    and batch; the rate is timed between progress callbacks, so the held-out evaluations at the first and
+    last step are left out."""
+    from groklab.engine import device as devmod
+    from groklab.labs.compression import config as cconfig
+    from groklab.labs.compression.train import train_model
+
+    recipe = cconfig.load(ADDITION)
+    n = size.add_steps
+    o = recipe.optim
+    cfg = cconfig.load(ADDITION, overrides=[f"train.steps={n}", f"train.log_every={n}",
+                                            f"optim.warmup={min(o.warmup, n // 4)}",
+                                            f"optim.cooldown={min(o.cooldown, n // 4)}",
+                                            f"data.val_examples={size.add_val}", f"train.device={device}",
+                                            f"train.threads={threads}"])
+    dev = devmod.setup(device, threads)
+    marks: list[tuple[int, float]] = []
+
+    def on_progress(step: int, _active: int) -> None:
+        _sync(dev)
+        marks.append((step, time.perf_counter()))
+        progress(f"addition8 training: step {step}/{n}")
+
+    t0 = time.perf_counter()
+    train_model(cfg, dev, on_progress=on_progress)
+    wall = time.perf_counter() - t0
+    inner = [m for m in marks if 1 <= m[0] < n]  # after the first update, before the last evaluation
+    if len(inner) >= 2 and inner[-1][0] > inner[0][0]:
+        rate = (inner[-1][0] - inner[0][0]) / (inner[-1][1] - inner[0][1])
+        how = f"steps {inner[0][0]}..{inner[-1][0]} of {n} timed (evaluation excluded)"
+    else:
+        rate, how = n / wall, f"{n} steps, wall incl. evaluation"
+    m = recipe.model
+    what = (f"{ADDITION}: {m.layers} layers x {m.width} wide, batch {recipe.train.batch_size}; {how}")
+    steps = recipe.train.steps
+    return [Row("addition8_train_steps_per_s", rate, "steps/s", goal("addition8_train_steps_per_s", device, steps),
+                what),
+            Row("addition8_to_floor_s", steps / rate, "s", goal("addition8_to_floor_s", device),
+                f"the recipe's {steps:,} steps at this rate (held-out evaluations every "
+                f"{recipe.train.log_every} steps not included)")]
+
+
+def coder(size, device: str, threads: int, coder_model: str | None, progress) -> list[Row]:
+    """Encode then decode fresh addition examples with a model through the compression lab's coder (as
+    `groklab compress encode/decode` do), output checked equal; coded payload bits over the entropy floor.
+    With coder_model (a `compress train` run): that model for every row. Without: throughput on random
+    weights of the addition8-cpu shape (throughput does not depend on the weights), size on a briefly
+    trained addition-tiny stand-in. The coder runs on the CPU (it computes probabilities in numpy)."""
+    from groklab.engine import device as devmod
+    from groklab.labs.compression import coder as cod
+    from groklab.labs.compression import config as cconfig
+    from groklab.labs.compression.train import arch_toml, load_model, model_hash, run_train
+    from groklab.nn.gpt import GPT
+
+    devmod.setup("cpu", threads)
+    if coder_model:
+        timed = sized = load_model(coder_model)[:3]
+        who = f"model {coder_model}"
+    else:
+        cfg8 = cconfig.load(ADDITION)
+        torch.manual_seed(0)
+        net = GPT(cfg8.shape()).eval()
+        timed = (net, cfg8, model_hash(net.state_dict(), arch_toml(cfg8)))
+        who = f"random weights of the {ADDITION} shape ({net.n_params():,} parameters)"
+        progress(f"coder: training the {STAND_IN} stand-in")
+        with tempfile.TemporaryDirectory() as tmp:
+            over = [f"train.device={device}", f"train.threads={threads}"]
+            over += [f"train.steps={size.stand_in_steps}"] if size.stand_in_steps else []
+            s = run_train(cconfig.load(STAND_IN, overrides=over), root=tmp)
+            sized = load_model(s["run_dir"])[:3]
+        devmod.setup("cpu", threads)
+    n, chunk = size.coder_examples, 2000
+
+    def examples(fmt, k: int) -> bytes:
+        from groklab.data.addition import format_text
+        return format_text(fmt.sample(k, torch.Generator().manual_seed(123))).encode()
+
+    model, cfg, mhash = timed
+    fmt = cfg.fmt()
+    data = examples(fmt, n)
+    cod.encode_bytes(model, mhash, fmt, examples(fmt, min(n, 100)), chunk)  # warm-up
+    progress(f"coder: encoding {n:,} examples")
+    t = time.perf_counter()
+    blob = cod.encode_bytes(model, mhash, fmt, data, chunk)
+    t_enc = time.perf_counter() - t
+    progress(f"coder: decoding {n:,} examples")
+    t = time.perf_counter()
+    back = cod.decode_bytes(model, mhash, fmt, blob)
+    t_dec = time.perf_counter() - t
+    if back != data:
+        raise RuntimeError("bench suite: the coder's round trip changed the data")
+    tokens = n * fmt.n_targets
+    note = f"{who}; {n:,} examples = {tokens:,} tokens, chunk {chunk}, CPU, {torch.get_num_threads()} threads"
+    if device == "cuda":
+        note += " (the coder has no GPU path: coder.py computes probabilities in numpy)"
+    if sized is not timed:
+        model, cfg, mhash = sized
+        fmt = cfg.fmt()
+        progress(f"coder: coding {n:,} examples with the stand-in")
+        blob = cod.encode_bytes(model, mhash, fmt, examples(fmt, n), chunk)
+    ratio = 8 * (len(blob) - cod.HEADER_BYTES) / (n * fmt.floor_bits())
+    size_note = (f"payload bits / ({n:,} x {fmt.floor_bits():.2f} floor bits), {fmt.n_digits}-digit examples, "
+                 + (f"model {coder_model}" if coder_model else
+                    f"STAND-IN: {STAND_IN} trained {size.stand_in_steps or 'its'} steps (not a real result)"))
+    return [Row("coder_encode_tokens_per_s", tokens / t_enc, "tokens/s", "-", note),
+            Row("coder_decode_tokens_per_s", tokens / t_dec, "tokens/s", "-", note),
+            Row("coder_roundtrip_tokens_per_s", tokens / (t_enc + t_dec), "tokens/s",
+                goal("coder_roundtrip_tokens_per_s", device), note + "; decoded output equal"),
+            Row("coder_size_vs_floor", ratio, "ratio", goal("coder_size_vs_floor", device), size_note)]
