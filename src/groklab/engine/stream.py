@@ -108,6 +108,8 @@ def train_stream(ens: ModuleEnsemble, stream: TokenStream, optim, train_cfg, dev
       mode, no grad. on_progress(updates done). checkpoint_every k > 0: after every k-th update (skipped
       while less than checkpoint_min_s seconds passed since the last one) on_checkpoint(tensors, meta)."""
     steps, log_every = train_cfg.steps, train_cfg.log_every
+    if resume is not None and resume[1].get("format") != FORMAT:
+        raise GroklabError(f"resume: not a stream checkpoint (format {resume[1].get('format')!r}, want {FORMAT!r})")
     torch.manual_seed(train_cfg.seed)
     if resume is None:
         params = ens.init([train_cfg.seed], torch.ones(1))
@@ -125,8 +127,6 @@ def train_stream(ens: ModuleEnsemble, stream: TokenStream, optim, train_cfg, dev
     code_nats, code_examples, start, wall0 = 0.0, 0, 0, 0.0
     if resume is not None:
         tensors, meta = resume
-        if meta.get("format") != FORMAT:
-            raise GroklabError(f"resume: not a stream checkpoint (format {meta.get('format')!r}, want {FORMAT!r})")
         if (meta["steps"], meta["log_every"]) != (steps, log_every):
             raise GroklabError("resume: the checkpoint was written with other train.steps / train.log_every")
         opt.load_state_dict(_under("opt/", tensors), meta["opt"])
