@@ -169,8 +169,8 @@ def ensemble_benchmark(model: str, members: int, steps: int, threads: int, devic
     single nn.Modules each with its own torch.optim optimizer, and (pair_mlp) groklab's hand-written batched
     model. The loop times `loop_members` of them (0 = all) and reports its per-model rate. `member_chunk` > 0
     runs the batched forward/backward that many members at a time (as train.member_chunk does). The ensemble's
-    GFLOP/s counts one step's FLOPs (torch.utils.flop_counter) over its time; fraction_of_peak divides it by
-    `peak_gflops` (default: measured here)."""
+    GFLOP/s is members x one plain module's forward/backward FLOPs (torch.utils.flop_counter) over the ensemble's
+    step time; fraction_of_peak divides it by `peak_gflops` (default: measured here)."""
     from groklab.engine.ensemble import ModuleEnsemble
 
     if model not in ENSEMBLE_MODELS:
@@ -180,21 +180,15 @@ def ensemble_benchmark(model: str, members: int, steps: int, threads: int, devic
     lr, wd = torch.full((members,), o["lr"]), torch.full((members,), o["wd"])
     loss_kw = {"reduction": o["loss"]}
 
-    def batched(m) -> tuple[float, int]:
+    def batched(m) -> float:
         init = m.init(list(range(members)), torch.ones(members))  # {name: (M, ...)}
         params = {k: v.to(dev).requires_grad_(True) for k, v in init.items()}
         opt = BatchedOptimizer(params, o["name"], lr, wd, "l2", o["betas"], o["eps"], o["momentum"])
-
-        def step():
-            train_step(m, params, opt, x, y, loss_kw, chunk=member_chunk)
-
-        with FlopCounterMode(display=False) as fc:
-            step()
-        return _time_steps(step, steps, dev), fc.get_total_flops()
+        return _time_steps(lambda: train_step(m, params, opt, x, y, loss_kw, chunk=member_chunk), steps, dev)
 
     ens = ModuleEnsemble(make)
-    t_ens, flops = batched(ens)
-    t_hand = batched(hand)[0] if hand is not None else None
+    t_ens = batched(ens)
+    t_hand = batched(hand) if hand is not None else None
 
     n_loop = min(loop_members or members, members)
     loop = [ens.build(i).to(dev) for i in range(n_loop)]
@@ -209,6 +203,11 @@ def ensemble_benchmark(model: str, members: int, steps: int, threads: int, devic
             opt.step()
 
     t_loop = _time_steps(loop_step, steps, dev, warmup=1)
+    # FLOPs of one model's step, counted on the plain module (the counter overcounts vmap's grouped-conv
+    # backward by a factor of the member count), times the members: the same work the ensemble does
+    with FlopCounterMode(display=False) as fc:
+        member_losses(loop[0](x)[None], y, o["loss"]).sum().backward()
+    flops = fc.get_total_flops() * members
     ens_rate, loop_rate = members / t_ens, n_loop / t_loop
     gflops, mm = flops / t_ens / 1e9, peak_gflops or matmul_gflops(dev)
     res = {"model": model, "members": members, "member_chunk": member_chunk, "steps": steps, "batch": len(y),

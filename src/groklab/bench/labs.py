@@ -7,6 +7,7 @@ from __future__ import annotations
 import tempfile
 import time
 
+import numpy as np
 import torch
 
 from groklab.bench.rows import Row, goal
@@ -45,29 +46,51 @@ def parity_small(size, device: str, threads: int, progress) -> list[Row]:
     return [Row("parity_grid_small_wall_s", s["wall_s"], "s", "-", what)]
 
 
+def _step_and_eval_s(marks: list[tuple[int, float]], wall: float, steps: int) -> tuple[float, float]:
+    """(s per step, s per evaluation) from the trainer's progress callbacks, which come after each log step's
+    evaluation: the time between two of them is (steps between) x step + one evaluation, fitted by least
+    squares from the second callback on (the first step carries warm-up). Fallback: wall / steps, 0."""
+    d = [(b[0] - a[0], b[1] - a[1]) for a, b in zip(marks[1:], marks[2:]) if b[0] > a[0]]
+    if len({n for n, _ in d}) >= 2:
+        (s, e), *_ = np.linalg.lstsq(np.array([[n, 1.0] for n, _ in d]), np.array([t for _, t in d]), rcond=None)
+        if s > 0 and e >= 0:
+            return float(s), float(e)
+    if d:
+        return sum(t for _, t in d) / sum(n for n, _ in d), 0.0
+    return wall / steps, 0.0
+
+
 def parity_full_estimate(size, device: str, threads: int, progress) -> list[Row]:
     """The full grid's training time, estimated: every group (45 members) trained as the sweep trains it for
-    size.grid_steps steps with early stopping off, s/step x the grid's steps, summed. An upper bound (early
-    stopping only removes work; evaluation every log_every steps included)."""
+    size.grid_steps steps with early stopping off; its time per step and per evaluation (fitted from the log
+    steps' callbacks) times the grid's 20,000 steps and its evaluations, summed. An upper bound: early
+    stopping only removes work."""
     from groklab.config import load_preset_raw
     from groklab.engine import device as devmod
+    from groklab.engine.trainer import log_steps_for
     from groklab.sweep.grid import groups, lab_sweep, parse_spec
 
     raw = load_preset_raw(PARITY, "sweep")
     full = groups(parse_spec(raw, PARITY, "full"))
     plan = groups(parse_spec(raw, PARITY, "full", [("train.steps", size.grid_steps), ("train.early_stop", False)]))
     plan = plan[: size.grid_groups or len(plan)]
-    total, member_steps = 0.0, 0
+    total, member_steps, evals = 0.0, 0, 0
     dev = devmod.setup(device, threads)
     for gi, (cfg, pts) in enumerate(plan):
         cfg.train.device, cfg.train.threads = device, threads
         progress(f"parity grid (full, estimate): group {gi + 1}/{len(plan)}")
-        res = lab_sweep(cfg).train_group(cfg, pts, dev, None)
-        total += res.wall_s / size.grid_steps * full[gi][0].train.steps
-        member_steps += len(pts) * full[gi][0].train.steps
+        marks: list[tuple[int, float]] = []
+        res = lab_sweep(cfg).train_group(cfg, pts, dev,
+                                         lambda step, _a, marks=marks: marks.append((step, time.perf_counter())))
+        step_s, eval_s = _step_and_eval_s(marks, res.wall_s, size.grid_steps)
+        fc = full[gi][0].train
+        evals = len(log_steps_for(fc.steps, fc.log_every))
+        total += fc.steps * step_s + evals * eval_s
+        member_steps += len(pts) * fc.steps
     total *= len(full) / len(plan)
-    note = (f"upper bound, early stopping off: {len(plan)} of {len(full)} groups x {size.grid_steps} timed steps, "
-            f"scaled to {full[0][0].train.steps:,} steps ({member_steps * len(full) // len(plan):,} member-steps)")
+    note = (f"upper bound, early stopping off: {len(plan)} of {len(full)} groups trained {size.grid_steps} steps "
+            f"each; s/step and s/evaluation fitted per group, scaled to {full[0][0].train.steps:,} steps and "
+            f"{evals} evaluations ({member_steps * len(full) // len(plan):,} member-steps)")
     return [Row("parity_grid_full_estimate_s", total, "s", goal("parity_grid_full_estimate_s", device), note)]
 
 

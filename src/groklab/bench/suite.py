@@ -41,7 +41,7 @@ class Size:
 SIZES = {
     "full": Size(pair=(256, 20, 8), module=(256, 5, 16), transformer=(16, 3, 4), parity_steps=0, grid_steps=100,
                  add_steps=300, coder_examples=10_000),
-    "quick": Size(pair=(256, 10, 4), module=(256, 3, 8), transformer=(8, 2, 2), parity_steps=500, grid_steps=20,
+    "quick": Size(pair=(256, 10, 4), module=(256, 3, 8), transformer=(8, 2, 2), parity_steps=400, grid_steps=20,
                   add_steps=40, coder_examples=2000),
     "tiny": Size(pair=(4, 1, 2), module=(4, 1, 2), transformer=(2, 1, 1), parity_steps=10, grid_steps=2,
                  add_steps=4, coder_examples=20, parity_shrink=True, grid_groups=2, add_val=20, stand_in_steps=10,
@@ -94,10 +94,11 @@ def check_coder_model(coder_model: str | None) -> None:
 def run_suite(device: str = "cpu", threads: int = 0, size: str = "full", coder_model: str | None = None,
               on_progress: Callable[[int, int, str], None] | None = None) -> dict:
     """Measure every row; returns {"wall_s", "device", "threads", "matmul_gflops", "load_avg", "machine",
-    "size", "date", "torch", "rows": [{"name", "value", "unit", "goal", "note", "met"}]}."""
+    "load_avg_end", "size", "date", "torch", "rows": [{"name", "value", "unit", "goal", "note", "met"}]}; load_avg
+    is the 1-minute load average at the start (load_avg_end: at the end)."""
     sz = SIZES[size]
     check_coder_model(coder_model)
-    t0 = time.perf_counter()
+    t0, date = time.perf_counter(), time.strftime("%Y-%m-%d %H:%M %Z")
     load_avg = os.getloadavg()[0]
     dev = devmod.setup(device, threads)
     n_threads = torch.get_num_threads()
@@ -125,15 +126,16 @@ def run_suite(device: str = "cpu", threads: int = 0, size: str = "full", coder_m
     if dev.type == "cuda":
         machine += f", {torch.cuda.get_device_name(dev)}"
     return {"wall_s": time.perf_counter() - t0, "device": str(dev), "threads": n_threads, "matmul_gflops": peak,
-            "load_avg": load_avg, "machine": machine, "size": size, "date": time.strftime("%Y-%m-%d %H:%M %Z"),
-            "torch": torch.__version__, "rows": [r.to_dict() for r in rows]}
+            "load_avg": load_avg, "load_avg_end": os.getloadavg()[0], "machine": machine, "size": size,
+            "date": date, "torch": torch.__version__, "rows": [r.to_dict() for r in rows]}
 
 
 def markdown(res: dict) -> str:
     """The BENCHMARKS.md section: when, where, threads, load, then one table of every row."""
     met = {True: "yes", False: "**no**", None: "-"}
     lines = [f"Measured {res['date']} on {res['machine']}; device {res['device']}, torch {res['torch']}, "
-             f"{res['threads']} threads, load average {res['load_avg']:.2f} at start; fp32 matmul "
+             f"{res['threads']} threads, load average {res['load_avg']:.2f} at start, "
+             f"{res.get('load_avg_end', float('nan')):.2f} at the end; fp32 matmul "
              f"{res['matmul_gflops']:.0f} GFLOP/s (the peak of every fraction); `groklab bench suite"
              f"{' --quick' if res['size'] == 'quick' else ''}`, {res['wall_s'] / 60:.1f} min in all.", "",
              "| row | value | unit | goal | met | how |", "|---|---|---|---|---|---|"]
