@@ -75,8 +75,9 @@ def sweep(preset: str | None = PRESET,
         return
     out.print(f"{summary['n_runs']} runs in {summary['groups']} groups, {summary['wall_s']:.1f} s "
               f"({summary['member_steps_per_s']} member-steps/s)")
-    out.print("outcomes: " + ", ".join(f"{k} {v}" for k, v in summary["outcome_counts"].items()))
-    out.print(f"sweep folder: {summary['run_dir']}")
+    if summary["outcome_counts"]:
+        out.print("outcomes: " + ", ".join(f"{k} {v}" for k, v in summary["outcome_counts"].items()))
+    out.print(f"sweep folder: {summary['run_dir']} (rows: groklab runs query \"SELECT * FROM members\")")
     for f in summary["figures"]:
         out.print(f"figure: {f}")
 

@@ -2,11 +2,7 @@
 
 import json
 import math
-import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -14,7 +10,7 @@ import pytest
 
 from groklab import GroklabError, cli, store
 
-from .conftest import groklab, groklab_json
+from .conftest import groklab, groklab_json, start_and_kill
 
 TINY = ["--preset", "addition-tiny"]
 
@@ -159,30 +155,6 @@ def test_joint_and_sizes_tiny(tmp_path, monkeypatch, capsys):
     assert [s["width"] for s in sizes] == [8, 16] and sizes[0]["n_params"] < sizes[1]["n_params"]
     code, _, e = main(["compress", "sizes", "--widths", "7,16"], runs, monkeypatch, capsys)
     assert code == 2 and "--widths" in e
-
-
-def start_and_kill(args: list, runs: Path, ready) -> Path:
-    """Run the CLI in a subprocess, SIGKILL it once `ready(run_folder)` holds; return the run folder
-    (the pattern of test_kill_resume.py)."""
-    env = {**os.environ, "GROKLAB_RUNS": str(runs)}
-    proc = subprocess.Popen([sys.executable, "-m", "groklab.cli", *map(str, args)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 300
-    try:
-        while time.monotonic() < deadline:
-            folders = [p for p in runs.glob("*") if p.is_dir()] if runs.is_dir() else []
-            if folders and ready(folders[0]):
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait()
-                return folders[0]
-            if proc.poll() is not None:
-                raise AssertionError(f"finished before it could be killed: {proc.stderr.read().decode()[-2000:]}")
-            time.sleep(0.05)
-        raise AssertionError("never reached the kill point")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 KILL = ["compress", "train", *TINY, "--steps", "400", "--set", "train.log_every=20",

@@ -1,41 +1,13 @@
 """A real `kill -9` in the middle of training, then `--resume`: the run ends with exactly the metrics of an
 uninterrupted run of the same command (same machine, same kernels: bit-identical)."""
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
 from groklab import store
 
-from .conftest import groklab, groklab_json
-
-
-def start_and_kill(args: list, runs: Path, ready) -> Path:
-    """Run the CLI in a subprocess, SIGKILL it once `ready(run_folder)` holds; return the run folder."""
-    env = {**os.environ, "GROKLAB_RUNS": str(runs)}
-    proc = subprocess.Popen([sys.executable, "-m", "groklab.cli", *map(str, args)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 300
-    try:
-        while time.monotonic() < deadline:
-            folders = [p for p in runs.glob("*") if p.is_dir()] if runs.is_dir() else []
-            if folders and ready(folders[0]):
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait()
-                return folders[0]
-            if proc.poll() is not None:
-                raise AssertionError(f"finished before it could be killed: {proc.stderr.read().decode()[-2000:]}")
-            time.sleep(0.05)
-        raise AssertionError("never reached the kill point")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+from .conftest import groklab, groklab_json, start_and_kill
 
 
 def table(path: Path, name: str) -> dict:

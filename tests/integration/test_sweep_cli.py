@@ -63,3 +63,15 @@ def test_bad_grid_file(runs, tmp_path):
     assert not runs.exists() or not any(runs.iterdir())
     proc = groklab("grok", "--preset", "pair-parity-grid", runs=runs, check=False)
     assert proc.returncode == 2 and "sweep" in proc.stderr
+
+
+def test_sweep_of_another_lab(runs):
+    """The shared sweep takes a compression preset as its base: each point is its own GPT."""
+    out = groklab_json("sweep", "--preset", "addition-tiny-grid", "--scale", "small", "--set", "train.steps=30",
+                       "--threads", "1", runs=runs)
+    assert out["complete"] and out["base_lab"] == "compression" and out["n_runs"] == 4 and out["groups"] == 4
+    rows = groklab_json("runs", "query", "SELECT lab, width, lr, gap_pct, val_loss, floor FROM members "
+                        "ORDER BY width, lr", runs=runs)
+    assert [(r["width"], r["lr"]) for r in rows] == [(16, 1e-3), (16, 3e-3), (32, 1e-3), (32, 3e-3)]
+    assert all(r["lab"] == "compression" and r["val_loss"] > r["floor"] > 0 and r["gap_pct"] > 0 for r in rows)
+    assert (store.resolve(out["run_dir"]) / "figures" / "sweep_gap.png").is_file()
