@@ -295,6 +295,23 @@ def bench_suite(device: str = typer.Option("cpu", help="cpu | cuda"),
     out.print(f"machine: {res['machine']}; {res['date']}")
 
 
+@app.command()
+def tour(quick: bool = typer.Option(False, "--quick", help="the short tour (what `make demo` runs, <= 5 min on 2 "
+                                    "cores); default: every lab at a size where its claim is clear (~30 min)"),
+         tiny: bool = typer.Option(False, "--tiny", hidden=True, help="test size: seconds, meaningless numbers"),
+         out_dir: Path | None = OUT, as_json: bool = JSON):
+    """A short, real run of every lab on the embedded defaults, their reports and the index, one table."""
+    from groklab.tour import print_tour, run_tour
+
+    res = run_tour("tiny" if tiny else "quick" if quick else "full", out_dir, show_progress=not as_json)
+    if as_json:
+        emit_json(res)
+    else:
+        print_tour(res)
+    if res.get("interrupted"):
+        raise typer.Exit(130)
+
+
 @app.callback(invoke_without_command=True)
 def _root(version: bool = typer.Option(False, "--version", help="print the version")):
     if version:

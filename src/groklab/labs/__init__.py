@@ -31,6 +31,7 @@ class Lab:
     figures: Callable[[Path], list[Path]] | None = None  # redraw a run's figures from its folder
     show: Callable[[dict], None] | None = None  # print a run summary (default: JSON)
     sweep_module: str | None = None  # module defining `SWEEP` (groklab.sweep.LabSweep) if it can sweep
+    tour_module: str | None = None  # module defining `stages(size) -> list[groklab.tour.Stage]` for `groklab tour`
 
     @property
     def config(self) -> type:
