@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/groklab grok --preset demo
+	$(BIN)/groklab tour --quick
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
