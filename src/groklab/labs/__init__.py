@@ -4,6 +4,8 @@
     cli.py      `register(app, runs_app)`: adds its commands to the root CLI
     run.py      its run orchestration (one store lifecycle: store.open_run)
     figures.py  figures drawn from a run folder alone (so `groklab runs figures RUN` can redraw them)
+    report.py   `sections(run_path)` (and `sweep_sections(sweep_path)` if it sweeps): the lab's part of
+                `groklab report`, a list of groklab.report.Panel / plotly figures / HTML fragments
     presets/<lab>/*.toml (package data)
 
 The root CLI assembles the labs from `LABS`; a new lab adds its folder and one name here. A lab never
@@ -31,6 +33,7 @@ class Lab:
     figures: Callable[[Path], list[Path]] | None = None  # redraw a run's figures from its folder
     show: Callable[[dict], None] | None = None  # print a run summary (default: JSON)
     sweep_module: str | None = None  # module defining `SWEEP` (groklab.sweep.LabSweep) if it can sweep
+    report_module: str | None = None  # module defining `sections(run_path)` (+ `sweep_sections`): its report
     tour_module: str | None = None  # module defining `stages(size) -> list[groklab.tour.Stage]` for `groklab tour`
 
     @property

@@ -11,4 +11,4 @@ def _figures(path):
 LAB = Lab(name="compression", summary="next-token prediction is compression: the addition GPT vs the floor",
           config_module="groklab.labs.compression.config", cli_module="groklab.labs.compression.cli",
           figures=_figures, sweep_module="groklab.labs.compression.sweep",
-          tour_module="groklab.labs.compression.tour")
+          tour_module="groklab.labs.compression.tour", report_module="groklab.labs.compression.report")

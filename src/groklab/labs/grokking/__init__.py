@@ -16,4 +16,4 @@ def _show(summary):
 LAB = Lab(name="grokking", summary="modular arithmetic and sparse parity: memorize, then generalize",
           config_module="groklab.labs.grokking.config", cli_module="groklab.labs.grokking.cli",
           figures=_figures, show=_show, sweep_module="groklab.labs.grokking.sweep",
-          tour_module="groklab.labs.grokking.tour")
+          tour_module="groklab.labs.grokking.tour", report_module="groklab.labs.grokking.report")
