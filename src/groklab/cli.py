@@ -78,6 +78,7 @@ def sweep(preset: str | None = PRESET,
     if summary["outcome_counts"]:
         out.print("outcomes: " + ", ".join(f"{k} {v}" for k, v in summary["outcome_counts"].items()))
     out.print(f"sweep folder: {summary['run_dir']} (rows: groklab runs query \"SELECT * FROM members\")")
+    out.print(f"report: groklab report {summary['run_dir']}", soft_wrap=True, highlight=False)
     for f in summary["figures"]:
         out.print(f"figure: {f}")
 
@@ -310,6 +311,31 @@ def tour(quick: bool = typer.Option(False, "--quick", help="the short tour (what
         print_tour(res)
     if res.get("interrupted"):
         raise typer.Exit(130)
+
+
+@app.command()
+def report(run: str | None = typer.Argument(None, help="run or sweep folder, or run id (prefix)"),
+           out_file: Path | None = typer.Option(None, "--out", help="HTML file to write (default RUN/report.html)"),
+           all_runs: bool = typer.Option(False, "--all", help="every complete run's report and ROOT/index.html"),
+           root: Path | None = typer.Option(None, "--root", help="run store root (default ./runs or $GROKLAB_RUNS)"),
+           open_page: bool = typer.Option(False, "--open", help="open the page in the default browser"),
+           as_json: bool = JSON):
+    """A self-contained HTML page of a run or sweep (works offline, plotly embedded); --all: an index too."""
+    from groklab import report as rep
+
+    if all_runs == (run is not None):
+        raise GroklabError("RUN: give one run or sweep (folder or id), or --all for every run and the index")
+    if all_runs and out_file is not None:
+        raise GroklabError("--out: not with --all (each report goes into its run folder, the index into ROOT)")
+    path = rep.build_index(root or store.default_root()) if all_runs else rep.build(store.resolve(run, root), out_file)
+    if as_json:
+        emit_json({"report": str(path), "bytes": path.stat().st_size})
+    else:
+        out.print(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB)", highlight=False, soft_wrap=True)
+    if open_page:
+        import webbrowser
+
+        webbrowser.open(path.resolve().as_uri())
 
 
 @app.callback(invoke_without_command=True)

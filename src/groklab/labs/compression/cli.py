@@ -90,6 +90,7 @@ def print_train(s: dict) -> None:
     out.print(f"run folder: {s['run_dir']}")
     for f in s["figures"]:
         out.print(f"figure: {f}")
+    out.print(f"report: groklab report {s['run_dir']}", soft_wrap=True, highlight=False)
 
 
 @compress_app.command("data")

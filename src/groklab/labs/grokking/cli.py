@@ -63,6 +63,7 @@ def print_grok(summary: dict) -> None:
     out.print(f"run folder: {summary['run_dir']}")
     for f in summary["figures"]:
         out.print(f"figure: {f}")
+    out.print(f"report: groklab report {summary['run_dir']}", soft_wrap=True, highlight=False)
 
 
 def compare(preset: str | None = PRESET,
