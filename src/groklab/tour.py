@@ -45,25 +45,16 @@ def collect(size: str) -> list[Stage]:
             for st in importlib.import_module(lab.tour_module).stages(size)]
 
 
-def _reporter():
-    """(build(run_path) -> Path, build_index(root) -> Path) of groklab.report, or None until it exists."""
-    try:
-        from groklab import report
-    except ImportError:
-        return None
-    return report.build, report.build_index
-
-
 def run_tour(size: str = "full", root: Path | None = None, show_progress: bool = True,
              stages: list[Stage] | None = None) -> dict:
     """Run every stage, build its report, then the index. Ctrl-C (KeyboardInterrupt) stops the tour: the
     stages that finished are returned with `interrupted` naming the stage that was running."""
+    from groklab import report
     from groklab.console import err, progress_bar
 
     t0 = time.perf_counter()
     root = Path(root or store.default_root())
     stages = collect(size) if stages is None else stages
-    reporter = _reporter()
     if show_progress:
         est = sum(st.cost_s for st in stages)
         err.print(f"tour ({size}): {len(stages)} stages, about {_minutes(est)} on 2 CPU cores; runs in {root}",
@@ -87,15 +78,15 @@ def run_tour(size: str = "full", root: Path | None = None, show_progress: bool =
                    "headline": res["headline"], "text": res.get("text", ""),
                    "wall_s": round(time.perf_counter() - t1, 1), "report": None}
             done.append(res)
-            if reporter is not None:
-                res["report"] = str(reporter[0](Path(res["run_dir"])))
+            res["report"] = str(report.build(Path(res["run_dir"])))
+            res["wall_s"] = round(time.perf_counter() - t1, 1)  # with its report
         except KeyboardInterrupt:
             interrupted = st.name if res is None else f"{st.name} (its report)"
             break
     index = None
-    if reporter is not None and interrupted is None:
+    if interrupted is None:
         try:
-            index = str(reporter[1](root))
+            index = str(report.build_index(root))
         except KeyboardInterrupt:
             interrupted = "the index report"
     out = {"wall_s": round(time.perf_counter() - t0, 1), "size": size, "labs": done, "index": index}

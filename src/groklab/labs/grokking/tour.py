@@ -73,7 +73,9 @@ def run_parity_stage(size: str, root: Path, on_progress: Progress) -> dict:
     s = run_sweep(parse_spec(raw, name, "small"), root, on_progress=on_progress)
     counts = {k: v for k, v in s["outcome_counts"].items() if v}
     head = {"runs": s["n_runs"], "groups": s["groups"], "outcome_counts": counts, "outcome_classes": len(counts)}
-    text = f"{s['n_runs']} runs: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + f" ({len(counts)} classes)"
+    n = len(counts)
+    text = (f"{s['n_runs']} runs: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+            + f" ({n} outcome class{'es' if n != 1 else ''})")
     return {"lab": "grokking", "run_dir": s["run_dir"], "headline": head, "text": text}
 
 
