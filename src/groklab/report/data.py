@@ -13,14 +13,20 @@ import pyarrow.parquet as pq
 from groklab import GroklabError, store
 
 
-def pivot(t: dict, n_members: int | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """A long table {member, step, metric, value} -> (steps (S,), {metric: (members, S)}, NaN where unlogged)."""
-    steps = np.array(sorted(set(t["step"])), dtype=np.int64)
-    col = {int(s): j for j, s in enumerate(steps)}
-    m = n_members if n_members is not None else (max(t["member"]) + 1 if t["member"] else 0)
+def pivot(t, n_members: int | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """A long table {member, step, metric, value} (pyarrow Table or dict of columns) -> (steps (S,),
+    {metric: (members, S)}, NaN where unlogged)."""
+    col = (lambda k: t.column(k).to_numpy(zero_copy_only=False)) if hasattr(t, "column") else (lambda k: t[k])
+    member, step = np.asarray(col("member"), dtype=np.int64), np.asarray(col("step"), dtype=np.int64)
+    metric, value = np.asarray(col("metric"), dtype=object), np.asarray(col("value"), dtype=float)
+    steps = np.unique(step)
+    j = np.searchsorted(steps, step)
+    m = n_members if n_members is not None else int(member.max()) + 1 if len(member) else 0
     out: dict[str, np.ndarray] = {}
-    for mi, s, name, v in zip(t["member"], t["step"], t["metric"], t["value"]):
-        out.setdefault(name, np.full((m, len(steps)), np.nan))[mi, col[int(s)]] = np.nan if v is None else v
+    for name in dict.fromkeys(metric.tolist()):
+        sel = metric == name
+        out[name] = np.full((m, len(steps)), np.nan)
+        out[name][member[sel], j[sel]] = value[sel]
     return steps, out
 
 
@@ -86,7 +92,8 @@ def group_curves(path: Path, group: int, metrics: tuple[str, ...], k: int = 150)
     f = Path(path) / "groups" / f"g{group:03d}_metrics.parquet"
     if not f.is_file():
         return {}
-    steps, h = pivot(pq.read_table(f, columns=["member", "step", "metric", "value"]).to_pydict())
+    steps, h = pivot(pq.read_table(f, columns=["member", "step", "metric", "value"],
+                                   filters=[("metric", "in", list(metrics))]))
     n = max((v.shape[0] for v in h.values()), default=0)
     return {m: {name: curve(steps, h[name][m], k) for name in metrics if name in h} for m in range(n)}
 

@@ -69,7 +69,7 @@ def _frames(cfg, snaps, n_members: int):
     model = make_model(cfg, make_task(cfg))
     rows, cols = input_weights(model, {k: v[:1] for k, v in snaps[-1][1].items()}).shape[1:]
     keep_c = min(cols, MAX_COLS)
-    mk = min(n_members, max(1, BUDGET // (rows * keep_c * min(len(snaps), 12))))
+    mk = min(n_members, max(1, BUDGET // (rows * keep_c * min(len(snaps), 24))))  # up to 24 snapshots first
     idx = thin(len(snaps), max(2, BUDGET // (rows * keep_c * mk)))
     w = np.stack([input_weights(model, {k: v[:mk] for k, v in snaps[i][1].items()}).double().numpy()
                   for i in idx], axis=1)  # (mk, S, rows, cols)
@@ -220,9 +220,10 @@ def sweep_sections(path: Path) -> list:
     fig = make_subplots(1, len(facets), shared_yaxes=True, horizontal_spacing=0.04,
                         subplot_titles=[f"{f} = {v}" for v in facets] if f else None)
     n = len(t["member"])
-    k = int(np.clip(250_000 // (4 * max(n, 1)), 25, 150))  # points a curve: drilldown data stays ~2 MB
+    k = int(np.clip(200_000 // (4 * max(n, 1)), 25, 150))  # points a curve: drilldown data stays < 2 MB
     groups: dict[int, dict] = {}
-    views, shown = {}, set()
+    views: dict[str, dict] = {}
+    segs: dict[tuple, list] = {(fv, o): [] for fv in facets for o in OUTCOME_COLORS}  # bar pieces: width, row, ...
     for (fv, yv, xv), idx in cells(t, [f, y, x]).items():
         key = f"{fv}|{yv}|{xv}"
         where = ", ".join(f"{col} = {fmt(v)}" for col, v in ((x, xv), (y, yv), (f, fv)) if col)
@@ -233,11 +234,7 @@ def sweep_sections(path: Path) -> list:
         left = xs.index(xv) - 0.45
         for o, cnt in counts.items():
             if cnt:
-                fig.add_bar(x=[0.9 * cnt / len(idx)], y=[ys.index(yv)], base=[left], orientation="h", width=0.8,
-                            marker_color=OUTCOME_COLORS[o], name=o, legendgroup=o, showlegend=o not in shown,
-                            customdata=[[key, hover]], hovertemplate="%{customdata[1]}<extra></extra>",
-                            row=1, col=facets.index(fv) + 1)
-                shown.add(o)
+                segs[fv, o].append((0.9 * cnt / len(idx), ys.index(yv), left, [key, hover]))
                 left += 0.9 * cnt / len(idx)
         data = []
         for j, i in enumerate(idx):
@@ -252,9 +249,11 @@ def sweep_sections(path: Path) -> list:
                                  "showlegend": mname == "test_acc",
                                  "line": {"color": f"hsl({j * 67 % 360},65%,42%)", "dash": dash, "width": 1.5}})
         views[key] = {"title": f"{where}: {len(idx)} seed(s)", "data": data}
-    for o in OUTCOME_COLORS:  # the whole color key, also for outcomes no seed reached
-        if o not in shown:
-            fig.add_bar(x=[None], y=[None], name=o, marker_color=OUTCOME_COLORS[o], showlegend=True)
+    for (fv, o), pieces in segs.items():  # one bar trace per facet and outcome; the legend keys every outcome
+        w, r, b, cd = zip(*pieces) if pieces else ([None], [None], [None], [["", ""]])
+        fig.add_bar(x=list(w), y=list(r), base=list(b), customdata=list(cd), orientation="h", width=0.8,
+                    marker_color=OUTCOME_COLORS[o], name=o, legendgroup=o, showlegend=fv == facets[0],
+                    hovertemplate="%{customdata[1]}<extra></extra>", row=1, col=facets.index(fv) + 1)
     style(fig, None, 280 + 28 * len(ys)).update_layout(barmode="overlay", bargap=0, margin={"t": 80},
                                                        legend={"y": 1.12, "traceorder": "normal"})
     fig.update_xaxes(tickvals=list(range(len(xs))), ticktext=[fmt(v) for v in xs], range=[-0.5, len(xs) - 0.5],
