@@ -59,6 +59,9 @@ def sweep(preset: str | None = PRESET,
         raise GroklabError("--threads: must be >= 0")
     if device is not None and device not in ("auto", "cpu", "cuda"):
         raise GroklabError(f"--device: {device!r} is not allowed; choose one of: auto, cpu, cuda")
+    from groklab.engine.device import resolve_device
+
+    resolve_device(device or "auto")  # a bad device is one line before any progress bar or sweep folder
     prog, _ = progress_bar(1, f"sweep {preset or resume}", not as_json)
     task = prog.task_ids[0]
 

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from groklab import GroklabError, store
 from groklab import console as cli
+from groklab.engine.device import resolve_device
 from groklab.labs.compression import config as cconfig
 
 compress_app = typer.Typer(no_args_is_help=True, help="Compression lab (seed 002): next-token prediction is "
@@ -56,6 +57,7 @@ def train(preset: str | None = PRESET, config_file: Path | None = CONFIG, set_: 
         path = None
         cfg = cconfig.load(preset or "addition8-cpu", config_file, set_ or [], train__steps=steps,
                            train__device=device, train__threads=threads)
+    resolve_device(cfg.train.device)  # a bad device is one line before any progress bar or run folder
     prog, _ = cli.progress_bar(cfg.train.steps, f"compress {cfg.name}", not as_json)
     task = prog.task_ids[0]
 

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from groklab import GroklabError, config, store
 from groklab.console import CONFIG, DEVICE, JSON, OUT, PRESET, RESUME, SET, emit_json, out, progress_bar
+from groklab.engine.device import resolve_device
 
 
 def register(app: typer.Typer, runs_app: typer.Typer) -> None:
@@ -38,6 +39,7 @@ def grok(preset: str | None = PRESET, config_file: Path | None = CONFIG,
         path = None
         cfg = config.load_config(preset or "demo", config_file, set_ or [], cls=GrokConfig, train__seeds=seeds,
                                  train__steps=steps, train__device=device)
+    resolve_device(cfg.train.device)  # a bad device is one line before any progress bar or run folder
     prog, update = progress_bar(cfg.train.steps, f"grok {cfg.name}", not as_json)
     with prog:
         summary = run_grok(cfg, out_dir, on_progress=update, resume=path)
