@@ -21,7 +21,7 @@ from pathlib import Path
 
 from groklab import GroklabError
 
-LABS = ("grokking", "compression")
+LABS = ("grokking", "compression", "capacity")
 
 
 @dataclass
