@@ -31,7 +31,7 @@ def test_tiny_search_json_schema_store_and_bracket(runs):
     assert out["emc"] is not None and lo <= out["emc"] <= hi
     assert len(out["per_seed"]) == 2 and out["emc_std"] >= 0
     for p in out["per_seed"]:
-        assert p["state"] == "converged" and p["bracket"][0] == p["emc"]
+        assert p["state"] == "found" and p["bracket"][0] == p["emc"]
         assert (p["bracket"][1] - p["emc"]) / p["emc"] <= 0.25
     assert out["params"] == (40 * 6 + 6) + (6 * 6 + 6) + (6 * 10 + 10)
     assert out["config"]["lab"] == "capacity" and out["config"]["model"]["width"] == 6
@@ -60,7 +60,7 @@ def test_tiny_search_json_schema_store_and_bracket(runs):
 def test_more_parameters_fit_at_least_as_many_samples(runs):
     small, big = emc(runs, 4), emc(runs, 24)
     assert big["params"] > small["params"]
-    assert small["per_seed"][0]["state"] == "converged"  # a real bracket inside the range
+    assert small["per_seed"][0]["state"] == "found"  # a real bracket inside the range
     assert big["emc"] >= small["per_seed"][0]["bracket"][1] > small["emc"]
 
 
@@ -84,3 +84,21 @@ def test_bad_input_is_one_line_exit_2_and_no_run_folder(runs, tmp_path, args, na
     for name in names:
         assert name.replace("EMPTY", str(empty)) in lines[0]
     assert run_folders(runs) == []
+
+
+def test_sweep_one_emc_search_per_group(runs, tmp_path):
+    spec = tmp_path / "s.toml"
+    sets = "\n".join(f'"{a.split("=")[0]}" = {a.split("=")[1]}' for a in TINY[1::2] if "n_max" not in a)
+    spec.write_text(f'lab = "sweep"\nbase = "emc-demo"\nseeds = 2\nx = "data.labels"\n'
+                    f'[grid]\n"data.labels" = ["semantic", "random"]\n[set]\n{sets}\n'
+                    '"model.width" = 6\n"search.n_max" = 300\n')
+    out = groklab_json("sweep", "--config", spec, "--threads", "1", "--out", runs, runs=runs)
+    t = pq.read_table(f"{out['run_dir']}/members.parquet").to_pydict()
+    assert out["complete"] and out["groups"] == 2 and len(t["emc"]) == 4
+    assert sorted(zip(t["labels"], t["seed"])) == [("random", 0), ("random", 1), ("semantic", 0), ("semantic", 1)]
+    for i in range(4):
+        assert t["bracket_lo"][i] == t["emc"][i] and t["params"][i] == 358 and t["trainings"][i] >= 3
+    for lab in ("semantic", "random"):  # emc_std is the spread of the group's two seeds
+        e = [e for e, la in zip(t["emc"], t["labels"]) if la == lab]
+        assert [s for s, la in zip(t["emc_std"], t["labels"]) if la == lab] == [pytest.approx(abs(e[0] - e[1]) / 2)] * 2
+    assert (runs / out["run_dir"].split("/")[-1] / "figures" / "sweep_emc.png").is_file()

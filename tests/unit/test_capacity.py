@@ -12,7 +12,7 @@ from groklab.data.members import member_data
 from groklab.engine.ensemble import ModuleEnsemble
 from groklab.labs.capacity.config import CapacityConfig, load
 from groklab.labs.capacity.search import Bracket, rounds_needed, search, summarize
-from groklab.labs.capacity.train import Rule, condition, ensemble, load_base
+from groklab.labs.capacity.train import Rule, ensemble, load_base, member_set
 from groklab.nn.modules import build_module
 
 
@@ -32,7 +32,7 @@ def test_search_brackets_the_true_emc_within_tolerance_in_at_most_12_trainings(t
     assert b.lo <= true_emc < b.hi
     assert (b.hi - b.lo) / b.lo <= 0.05 or b.hi - b.lo == 1
     assert len(b.tried) <= 12 and res.trainings <= 12
-    assert res.per_seed()[0]["emc"] == b.lo and res.per_seed()[0]["state"] == "converged"
+    assert res.per_seed()[0]["emc"] == b.lo and res.per_seed()[0]["state"] == "found"
     assert len(calls) == len(res.rounds) <= rounds_needed(50, 4000, 3, 0.05) == 4
 
 
@@ -146,20 +146,25 @@ def digits_cfg(tmp_path_factory):
     return cfg, load_base(cfg, tmp_path_factory.mktemp("cache"))
 
 
-@pytest.mark.parametrize("labels,inputs", [("random", "real"), ("semantic", "gaussian"), ("semantic", "permuted")])
+@pytest.mark.parametrize("labels,inputs", [("random", "real"), ("semantic", "gaussian"), ("semantic", "permuted"),
+                                           ("random", "permuted")])
 def test_conditions_are_applied_per_member_and_nested_in_n(digits_cfg, labels, inputs):
     cfg, base = digits_cfg
     cfg.data.labels, cfg.data.inputs = labels, inputs
-    d = member_data(base, [100, 300, 300], [0, 0, 1], condition(cfg))
+    d = member_set(cfg, base, [100, 300, 300], [0, 0, 1])
     rows0 = d.index[0, :100]
     assert torch.equal(d.index[1, :100], rows0)  # nested per seed
     assert torch.equal(d.x[1, :100], d.x[0, :100]) and torch.equal(d.y[1, :100], d.y[0, :100])
     clean_x, clean_y = base.x_train[d.index[1, :300]], base.y_train[d.index[1, :300]]
     if labels == "random":
-        assert (d.y[1, :300] != clean_y).float().mean() > 0.6 and torch.equal(d.x[1, :300], clean_x)
-        assert not torch.equal(d.y[2, :300], d.y[1, :300])
+        assert (d.y[1, :300] != clean_y).float().mean() > 0.6 and not torch.equal(d.y[2, :300], d.y[1, :300])
+        assert torch.equal(d.y[1, :300], member_data(base, [300], [0], "random_labels").y[0])  # as the engine's
+    else:
+        assert torch.equal(d.y[1, :300], clean_y)
+    if inputs == "real":
+        assert torch.equal(d.x[1, :300], clean_x)
     elif inputs == "gaussian":
-        assert not torch.allclose(d.x[1, :300], clean_x) and torch.equal(d.y[1, :300], clean_y)
+        assert not torch.allclose(d.x[1, :300], clean_x) and not torch.allclose(d.x[2, :300], d.x[1, :300])
     else:  # one permutation of the 64 pixels per seed, the same for every row and the test set
         flat, clean = d.x[1, :300].flatten(1), clean_x.flatten(1)
         assert torch.equal(flat.sort(1).values, clean.sort(1).values) and not torch.equal(flat, clean)
@@ -175,8 +180,6 @@ def test_classes_are_merged_and_bad_data_input_is_one_error(digits_cfg, tmp_path
         load_base(load(None, None, ["data.name=digits", "data.classes=11", "search.n_max=400"]), tmp_path)
     with pytest.raises(GroklabError, match=r"search\.n_max.*1438"):
         load_base(load(None, None, ["data.name=digits", "search.n_max=5000"]), tmp_path)
-    with pytest.raises(GroklabError, match="data.labels"):
-        condition(load(None, None, ["data.labels=random", "data.inputs=gaussian"]))
     assert ensemble(cfg, base).n_params == (64 * 64 + 64) + (64 * 64 + 64) + (64 * 3 + 3)
 
 

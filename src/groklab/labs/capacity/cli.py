@@ -53,7 +53,7 @@ def print_emc(s: dict) -> None:
     t = Table(title=f"capacity {s['preset']}: {m['kind']} w{m['width']} d{m['depth']} {m['act']} "
                     f"({s['params']:,} parameters), {d['name']} {d['labels']} labels / {d['inputs']} inputs, "
                     f"{d['classes']} classes, {s['optim']}")
-    for c in ("seed", "EMC", "bracket", "state", "trainings", "rounds", "inversions", "test acc at EMC"):
+    for c in ("seed", "EMC", "bracket", "state", "trainings", "rounds", "inv.", "test acc@EMC"):
         t.add_column(c)
     for p in s["per_seed"]:
         lo, hi = p["bracket"]

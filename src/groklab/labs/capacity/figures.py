@@ -24,17 +24,21 @@ def search_path(summary: dict, rows: list[dict], out: Path) -> Path:
         if pts:
             ax.scatter(*zip(*pts), c=color, marker=marker, s=28, label=label, zorder=3)
     last = max((r["round"] for r in rows), default=1)
-    for p in summary.get("per_seed", []):
-        lo, hi = p["bracket"]
-        x = last + 0.5 + off.get(p["seed"], 0)
-        ax.plot([x, x], [max(lo, 1), hi or lo], color="0.3", lw=2, solid_capstyle="butt")
+    top = max(r["n"] for r in rows)
+    for i, seed in enumerate(seeds):  # each seed's bracket [lo, hi] after round rd, drawn behind round rd + 1
+        for rd in range(1, last + 1):
+            done = [r for r in rows if r["seed"] == seed and r["round"] <= rd]
+            lo = max((r["n"] for r in done if r["fitted"]), default=None)
+            hi = min((r["n"] for r in done if not r["fitted"] and r["n"] > (lo or 0)), default=None)
+            ax.fill_between([rd + 0.6, rd + 1.4], lo or 1, hi or top, color=f"C{i}", alpha=0.15, lw=0,
+                            label=f"seed {seed}: bracket so far" if rd == 1 else None)
     if summary.get("emc"):
         ax.axhline(summary["emc"], color="0.5", ls="--", lw=1,
                    label=f"EMC {summary['emc']:.0f} ± {summary.get('emc_std') or 0:.0f}")
     ax.set_yscale("log")
-    ax.set_xlabel("round (bars right: each seed's final bracket)")
+    ax.set_xlabel("round")
     ax.set_ylabel("training samples n")
-    ax.set_xticks(range(1, last + 1))
+    ax.set_xticks(range(1, last + 2), [*map(str, range(1, last + 1)), "final"])
     ax.legend(loc="best")
     ax.set_title(f"{summary.get('preset', '')}: EMC search, {summary.get('trainings', len(rows))} trainings, "
                  f"{summary.get('params', 0):,} parameters")

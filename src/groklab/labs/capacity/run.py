@@ -40,6 +40,44 @@ def expected_rounds(cfg: CapacityConfig) -> int:
     return min(s.max_rounds, rounds_needed(s.n_min, s.n_max, s.k, s.tol))
 
 
+def run_search(cfg: CapacityConfig, base, ens, dev, seeds: list[int], on_progress=None, on_round=None):
+    """The search itself, without a store: (SearchResult, per-seed dicts, member rows, curve tables, cost).
+    on_progress(rounds done as a float, trainings running); on_round(rows, curves) after every round."""
+    s = cfg.search
+    rows: list[dict] = []
+    curves: list[dict[str, np.ndarray]] = []
+    cost = {"wall": 0.0, "model_steps": 0}
+
+    def fits(cands: list[tuple[int, int]]) -> list[bool]:
+        r = len({row["round"] for row in rows})
+        prog = None if on_progress is None else (lambda frac, active: on_progress(r + frac, active))
+        res = train_round(cfg, base, ens, cands, dev, prog)
+        first = len(rows)
+        for i, (seed, n) in enumerate(cands):
+            rows.append({"lab": cfg.lab, "group": 0, "member": first + i, "seed": seed, "n": n, "round": r + 1,
+                         "fitted": bool(res.fitted[i]), "status": res.status[i], "epochs": float(res.epochs[i]),
+                         "steps": int(res.steps[i]), **{k: float(res.final[k][i]) for k in MEMBER_KEYS},
+                         "grad_norm": float(res.grad_norm[i]), "params": ens.n_params})
+        c = res.curves
+        m = c["member"]
+        curves.append({"round": np.full(len(m), r + 1), "member": m + first,
+                       "seed": np.array([cands[i][0] for i in m], dtype=np.int64),
+                       "n": np.array([cands[i][1] for i in m], dtype=np.int64),
+                       **{k: c[k] for k in ("step", "epoch", "metric", "value")}})
+        cost["wall"] += res.wall_s
+        cost["model_steps"] += res.model_steps
+        if on_round is not None:
+            on_round(rows, curves)
+        return list(res.fitted)
+
+    result = search(fits, seeds, s.n_min, s.n_max, s.k, s.tol, s.max_rounds)
+    per_seed = result.per_seed()
+    for p in per_seed:  # generalization at the EMC: the fitted training of size lo
+        at = [r for r in rows if r["seed"] == p["seed"] and r["n"] == p["emc"] and r["fitted"]]
+        p["test_acc_at_emc"] = at[-1]["test_acc"] if at else None
+    return result, per_seed, rows, curves, cost
+
+
 def run_emc(cfg: CapacityConfig, root: Path | str | None = None, on_progress=None, prepared=None) -> dict:
     """Search EMC for every seed, store everything, draw the figures; returns the summary.
     on_progress(rounds done as a float, trainings running)."""
@@ -48,38 +86,12 @@ def run_emc(cfg: CapacityConfig, root: Path | str | None = None, on_progress=Non
     dev, base, ens = prepared or prepare(cfg, root)
     seeds = [cfg.train.seed + i for i in range(cfg.train.seeds)]
     s = cfg.search
-    rows: list[dict] = []
-    curves: list[dict[str, np.ndarray]] = []
-    cost = {"wall": 0.0, "model_steps": 0}
     with store.open_run(root, cfg.name, cfg.to_toml(), devmod.environment(dev)) as run:
-        def fits(cands: list[tuple[int, int]]) -> list[bool]:
-            r = len({row["round"] for row in rows})
-            prog = None if on_progress is None else (lambda frac, active: on_progress(r + frac, active))
-            res = train_round(cfg, base, ens, cands, dev, prog)
-            first = len(rows)
-            for i, (seed, n) in enumerate(cands):
-                rows.append({"lab": cfg.lab, "group": 0, "member": first + i, "seed": seed, "n": n, "round": r + 1,
-                             "fitted": bool(res.fitted[i]), "status": res.status[i],
-                             "epochs": float(res.epochs[i]), "steps": int(res.steps[i]),
-                             **{k: float(res.final[k][i]) for k in MEMBER_KEYS},
-                             "grad_norm": float(res.grad_norm[i]), "params": ens.n_params})
-            c = res.curves
-            m = c["member"]
-            curves.append({"round": np.full(len(m), r + 1), "member": m + first,
-                           "seed": np.array([cands[i][0] for i in m], dtype=np.int64),
-                           "n": np.array([cands[i][1] for i in m], dtype=np.int64),
-                           **{k: c[k] for k in ("step", "epoch", "metric", "value")}})
-            cost["wall"] += res.wall_s
-            cost["model_steps"] += res.model_steps
+        def on_round(rows, curves):
             write_tables(run, rows, curves)
             run.mark_started()  # a finished round is kept if the search is interrupted later
-            return list(res.fitted)
 
-        result = search(fits, seeds, s.n_min, s.n_max, s.k, s.tol, s.max_rounds)
-        per_seed = result.per_seed()
-        for p in per_seed:  # generalization at the EMC: the fitted training of size lo
-            at = [r for r in rows if r["seed"] == p["seed"] and r["n"] == p["emc"] and r["fitted"]]
-            p["test_acc_at_emc"] = at[-1]["test_acc"] if at else None
+        result, per_seed, rows, curves, cost = run_search(cfg, base, ens, dev, seeds, on_progress, on_round)
         summary = {"lab": cfg.lab, "preset": cfg.name, "run_dir": str(run.path), "run_id": run.id,
                    "wall_s": 0.0, "train_wall_s": round(cost["wall"], 3), "model_steps": cost["model_steps"],
                    **summarize(per_seed), "params": ens.n_params, "trainings": result.trainings,

@@ -59,7 +59,7 @@ class Bracket:
         return 0 if lo is None else sum(1 for n, ok in self.tried.items() if not ok and n < lo)
 
     def state(self, tol: float) -> str:
-        """searching | converged (bracket within tol) | below_range (n_min did not fit) | above_range (n_max
+        """searching | found (bracket within tol) | below_range (n_min did not fit) | above_range (n_max
         fitted)."""
         lo, hi = self.lo, self.hi
         if lo is None and hi is not None and hi <= self.n_min:
@@ -67,7 +67,7 @@ class Bracket:
         if hi is None and lo is not None and lo >= self.n_max:
             return "above_range"
         if lo is not None and hi is not None and ((hi - lo) / lo <= tol or hi - lo <= 1):
-            return "converged"
+            return "found"
         return "searching"
 
     def candidates(self, k: int) -> list[int]:

@@ -14,15 +14,14 @@ import torch
 
 from groklab import GroklabError
 from groklab.data import TaskData
-from groklab.data.members import MemberData, member_data, merge_classes
+from groklab.data.members import MemberData, member_data, merge_classes, random_labels
 from groklab.engine.batches import Batch
 from groklab.engine.ensemble import ModuleEnsemble
 from groklab.engine.trainer import Member, log_steps_for, loss_kwargs, member_grads, train
 from groklab.nn.modules import build_module
 
 FIT_ACC = 1.0 - 1e-7  # 100% train accuracy: every one of a training's n < 10^6 samples right
-CONDITIONS = {("semantic", "real"): "semantic", ("random", "real"): "random_labels",
-              ("semantic", "gaussian"): "gaussian_inputs", ("semantic", "permuted"): "permute_pixels"}
+INPUTS = {"real": "semantic", "gaussian": "gaussian_inputs", "permuted": "permute_pixels"}
 
 
 def load_base(cfg, cache_dir: Path | None) -> TaskData:
@@ -53,12 +52,18 @@ def load_base(cfg, cache_dir: Path | None) -> TaskData:
 
 
 def condition(cfg) -> str:
-    """The data/members.py condition of data.labels x data.inputs."""
-    key = (cfg.data.labels, cfg.data.inputs)
-    if key not in CONDITIONS:
-        raise GroklabError("data.labels: random labels go with data.inputs = real; allowed pairs: "
-                           + ", ".join(f"{a}+{b}" for a, b in CONDITIONS))
-    return CONDITIONS[key]
+    """The data/members.py condition of data.inputs (random labels are drawn on top: `member_set`)."""
+    return INPUTS[cfg.data.inputs]
+
+
+def member_set(cfg, base: TaskData, sizes: list[int], seeds: list[int]) -> MemberData:
+    """Per-member subsets (nested in n per seed) after data.inputs, then data.labels = random: each member's
+    labels redrawn uniformly from its seed, row by row (as data/members.py's random_labels: nested in n)."""
+    data = member_data(base, sizes, seeds, condition(cfg))  # x (M, n_max, ...), y (M, n_max), mask (M, n_max)
+    if cfg.data.labels == "random":
+        for i, (n, seed) in enumerate(zip(sizes, seeds)):
+            data.y[i, :n] = random_labels(None, data.y[i, :n], seed, base.n_classes)[1]
+    return data
 
 
 def ensemble(cfg, base: TaskData) -> ModuleEnsemble:
@@ -152,7 +157,7 @@ def train_round(cfg, base: TaskData, ens: ModuleEnsemble, cands: list[tuple[int,
     """Train every (seed, n) of `cands` as one ensemble until each fits, converges or is capped.
     on_progress(fraction of the round's step cap, trainings still running)."""
     seeds, sizes = [s for s, _ in cands], [n for _, n in cands]
-    data = member_data(base, sizes, seeds, condition(cfg))  # x (M, n_max, ...), mask (M, n_max)
+    data = member_set(cfg, base, sizes, seeds)  # x (M, n_max, ...), mask (M, n_max)
     batch, n_big = cfg.batch_size(), max(sizes)
     spe = np.array([steps_per_epoch(n, batch, n_big) for n in sizes])  # (M,)
     big = steps_per_epoch(n_big, batch, n_big)
