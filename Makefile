@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q "$(TORCH)"
 	$(BIN)/pip install -q -e ".[dev]"
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)  # browser tests
 	touch $(STAMP)
 
 demo: $(STAMP)
