@@ -109,7 +109,9 @@ def run_date(path: Path) -> str:
 def fmt(v, spec: str = ".4g") -> str:
     if v is None or (isinstance(v, float) and not np.isfinite(v)):
         return "–"
-    return format(v, spec) if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        return f"{v:,}"
+    return format(v, spec) if isinstance(v, (float, np.floating)) else str(v)
 
 
 def table(header: list[str], rows: list[list], left: int = 0) -> str:

@@ -128,6 +128,9 @@ def render(title: str, intro: str, items: list, plotlyjs: str) -> str:
     from plotly.basedatatypes import BaseFigure
 
     body, scripts, k = [], [], 0
+    if not any(isinstance(it, (BaseFigure, Controls, Drilldown)) or isinstance(getattr(it, "body", None), BaseFigure)
+               for it in items):
+        plotlyjs = ""  # a page of tables needs no plotting library
     for it in items:
         if isinstance(it, BaseFigure):
             it = Panel("", "", it)
@@ -151,5 +154,5 @@ def render(title: str, intro: str, items: list, plotlyjs: str) -> str:
             f'<script type="text/javascript">{plotlyjs}</script><script>{JS}</script></head>'
             f'<body><header><h1>{html.escape(title)}</h1>{intro}</header><main class="gl-grid">{"".join(body)}</main>'
             f'<footer>Made by <code>groklab report</code> from the run folder alone; it can be rebuilt at any time. '
-            f"Works offline: plotly.js is embedded in this file.</footer>"
+            f"Works offline{': plotly.js is embedded in this file' if plotlyjs else ''}.</footer>"
             f'<script>window.addEventListener("load", function () {{\n{on_load}\n}});</script></body></html>\n')

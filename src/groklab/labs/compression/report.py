@@ -47,8 +47,9 @@ def _other_run(path: Path, summary: dict) -> list:
         if (path / f).is_file():
             t = pq.read_table(path / f).to_pydict()
             rows = [list(r) for r in zip(*t.values())]
+            left = next((i for i, r in enumerate(zip(*rows)) if not isinstance(r[0], str)), len(t)) if rows else 0
             items.append(Panel(f.split(".")[0], "One row per measured pair or model size (bits per example).",
-                               Raw(table(list(t), rows, left=1)), wide=True))
+                               Raw(table(list(t), rows, left=left)), wide=True))
     return items
 
 
@@ -156,8 +157,8 @@ def _compare(path: Path) -> list:
     fig = go.Figure(go.Bar(x=names, y=[bpe[k] for k in names], marker_color=[plot.TEST if k == "model" else "#9e9e9e"
                                                                             for k in names],
                            hovertemplate="%{x}: %{y:.2f} bits per example<extra></extra>", showlegend=False))
-    fig.add_scatter(x=[names[0], names[-1]], y=[r["floor_bits_per_example"]] * 2, mode="lines",
-                    name=f"entropy floor {r['floor_bits_per_example']:.2f}", line={"color": FLOOR, "dash": "dash"})
+    fig.add_hline(y=r["floor_bits_per_example"], line={"color": FLOOR, "dash": "dash"}, annotation_position="top right",
+                  annotation_text=f"entropy floor {r['floor_bits_per_example']:.2f}")
     style(fig).update_yaxes(title_text="bits per example", rangemode="tozero")
     ok = "byte-exact" if r.get("roundtrip_ok") else "NOT exact"
     return [Panel("Model vs classical compressors", f"{r['n_examples']:,} fresh examples; the model's range code "

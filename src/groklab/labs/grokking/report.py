@@ -184,6 +184,21 @@ def _curve_panels(c: Controls, steps: np.ndarray, h: dict, models: list[dict], s
             Panel("Loss", "Test loss stays high while the net memorizes and falls when it generalizes.", loss, "loss")]
 
 
+def _snapshots(path: Path) -> list:
+    """The stored snapshots by step, then the final weights (snapshots/final) if they come later."""
+    from safetensors import safe_open
+
+    snaps = store.load_snapshots(path)
+    f = path / "snapshots" / "final.safetensors"
+    if f.is_file():
+        w = store.load_weights(f)  # checks the file first
+        with safe_open(str(f), framework="pt") as sf:
+            step = int((sf.metadata() or {}).get("step", -1))
+        if step >= 0 and (not snaps or step > snaps[-1][0]):
+            snaps.append((step, w))
+    return snaps
+
+
 def sections(path: Path) -> list:
     from groklab.config import load_run_config
 
@@ -191,7 +206,7 @@ def sections(path: Path) -> list:
     models = summary["models"]
     steps, h = pivot(store.read_metrics(path).to_pydict(), len(models))
     items: list = [_intro(cfg, summary)]
-    snaps = store.load_snapshots(path)
+    snaps = _snapshots(path)
     if snaps:
         w, idx, note = _frames(cfg, snaps, len(models))
         mk, snap_steps = w.shape[0], [snaps[i][0] for i in idx]
@@ -200,9 +215,10 @@ def sections(path: Path) -> list:
                          "heatmap or spectrum; the slider only moves the marker on the curves.</p>"))
         mk, snap_steps, note = len(models), [int(s) for s in steps[thin(len(steps), 40)]], ""
     n = len(snap_steps)
-    c = Controls("snapshots", [f"step {s} (snapshot {i + 1} of {n})" for i, s in enumerate(snap_steps)],
+    what = "snapshot" if snaps else "logged step"
+    c = Controls("snapshots", [f"step {s} ({what} {i + 1} of {n})" for i, s in enumerate(snap_steps)],
                  [f"seed {m['seed']} ({m['outcome']})" for m in models[:mk]],
-                 note="Drag the slider (or press play) to move every panel to a stored weight snapshot"
+                 note=f"Drag the slider (or press play) to move every panel to a {'stored weight ' * bool(snaps)}{what}"
                       + ("; pick a member to see its weights and curves." if mk > 1 else ".")
                       + (f" {note}" if note else ""))
     c.html("words", [_words(m, cfg.analysis) for m in models[:mk]])
