@@ -81,6 +81,11 @@ class CapTrainConfig(TrainConfig):
     batching: str = opt("epochs", "epochs = each training sees each of its samples once per epoch (the lab "
                         "needs it); draws = random batches", choices=("draws", "epochs"))
     snapshots: int = opt(0, "not used by the capacity lab", ge=0)
+    log_every: int = opt(100, "not used by the capacity lab (checks: search.check_every)", ge=1)
+    checkpoint_every: int = opt(0, "not used by the capacity lab (no resume: a round is short)", ge=0)
+    progress_every: int = opt(0, "not used by the capacity lab", ge=0)
+    eval_examples: int = opt(0, "must be 0: fitting is judged on every sample", ge=0)
+    seed: int = opt(0, "first seed: its search's initialization, subsets, labels and inputs", ge=0)
     seeds: int = opt(1, "independent EMC searches (seeds seed, seed+1, ...); all searches' candidates train "
                      "together as one ensemble per round", ge=1)
 
