@@ -43,7 +43,7 @@ def _row(r: dict, root: Path) -> tuple[list, str | None]:
 
 def write_index(root: Path) -> Path:
     if not root.is_dir():
-        raise GroklabError(f"--root: no run store at {root} (no such folder)")
+        raise GroklabError(f"--all: no run store at {root} (no such folder; see --root or $GROKLAB_RUNS)")
     rows = store.list_runs(root)
     done, other = [], []
     for r in rows:
