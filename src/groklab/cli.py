@@ -313,7 +313,7 @@ def tour(quick: bool = typer.Option(False, "--quick", help="the short tour (what
     else:
         print_tour(res)
     if res.get("interrupted"):
-        raise typer.Exit(130)
+        raise typer.Abort()  # run_app: "aborted", exit 130
 
 
 @app.command()

@@ -60,10 +60,11 @@ def run_tour(size: str = "full", root: Path | None = None, show_progress: bool =
         err.print(f"tour ({size}): {len(stages)} stages, about {_minutes(est)} on 2 CPU cores; runs in {root}",
                   highlight=False)
     done: list[dict] = []
-    interrupted = None
+    interrupted, kept = None, []
     for i, st in enumerate(stages):
         t1 = time.perf_counter()
         res = None
+        before = _folders(root)
         try:
             prog, _ = progress_bar(1, f"[{i + 1}/{len(stages)}] {st.lab}: {st.name}", show_progress)
             task = prog.task_ids[0]
@@ -82,6 +83,8 @@ def run_tour(size: str = "full", root: Path | None = None, show_progress: bool =
             res["wall_s"] = round(time.perf_counter() - t1, 1)  # with its report
         except KeyboardInterrupt:
             interrupted = st.name if res is None else f"{st.name} (its report)"
+            kept = [{"run_dir": str(p), "status": stat} for p in sorted(_folders(root) - before)
+                    if (stat := store.status(p)[0]) != "complete"]
             break
     index = None
     if interrupted is None:
@@ -91,8 +94,12 @@ def run_tour(size: str = "full", root: Path | None = None, show_progress: bool =
             interrupted = "the index report"
     out = {"wall_s": round(time.perf_counter() - t0, 1), "size": size, "labs": done, "index": index}
     if interrupted is not None:
-        out["interrupted"] = interrupted
+        out["interrupted"], out["kept"] = interrupted, kept  # kept: the interrupted stage's folders
     return out
+
+
+def _folders(root: Path) -> set[Path]:
+    return {p for p in root.iterdir() if p.is_dir()} if root.is_dir() else set()
 
 
 def _minutes(s: float) -> str:
@@ -115,5 +122,7 @@ def print_tour(res: dict) -> None:
         out.print(f"index: {res['index']}")
     if res.get("interrupted"):
         finished = ", ".join(r["stage"] for r in res["labs"]) or "none"
-        out.print(f"interrupted during {res['interrupted']}; finished: {finished}. Finished run folders are "
-                  "complete; an interrupted one resumes with its lab's --resume (`groklab runs list`).")
+        out.print(f"interrupted during {res['interrupted']}; finished: {finished} (their run folders are complete)")
+        for k in res.get("kept", []):
+            out.print(f"kept: {k['run_dir']} ({k['status']}; `groklab runs list`, and its command's --resume "
+                      "continues it)")

@@ -15,13 +15,13 @@ SETS = {
     "quick": ("addition3-tour", ["data.n_digits=3", "data.val_examples=2000", "model.layers=2", "model.heads=4",
                                  "model.width=64", "model.rope=true", "optim.warmup=50", "train.steps=1500",
                                  "train.batch_size=128", "train.log_every=250", "train.eval_batch=2000",
-                                 "train.threads=0"], 5000),
+                                 "train.threads=1"], 5000),
     "full": ("addition4-tour", ["data.n_digits=4", "data.val_examples=5000", "model.layers=2", "model.heads=4",
                                 "model.width=64", "model.rope=true", "optim.warmup=100", "optim.min_lr_frac=0.05",
                                 "train.steps=6000", "train.batch_size=128", "train.log_every=500",
-                                "train.eval_batch=2500", "train.threads=0"], 10_000),
+                                "train.eval_batch=2500", "train.threads=1"], 10_000),
 }
-COST_S = {"tiny": 5, "quick": 60, "full": 600}
+COST_S = {"tiny": 5, "quick": 70, "full": 420}
 CHUNK = 2000  # examples per forward pass of the coder
 
 
