@@ -66,7 +66,7 @@ def run_tour(size: str = "full", root: Path | None = None, show_progress: bool =
         res = None
         before = _folders(root)
         try:
-            prog, _ = progress_bar(1, f"[{i + 1}/{len(stages)}] {st.lab}: {st.name}", show_progress)
+            prog, _ = progress_bar(1, f"[{i + 1}/{len(stages)}] {st.name}", show_progress)
             task = prog.task_ids[0]
 
             def update(n: int, total: int, info: str, prog=prog, task=task) -> None:
@@ -113,10 +113,10 @@ def print_tour(res: dict) -> None:
     from groklab.console import out
 
     t = Table(title=f"groklab tour ({res['size']}): {len(res['labs'])} stage(s), {res['wall_s']:.0f} s")
-    for c in ("lab", "stage", "measured", "headline", "s", "report (or run folder)"):
+    for c in ("lab", "measured", "headline", "s", "report"):
         t.add_column(c, overflow="fold")
     for r in res["labs"]:
-        t.add_row(r["lab"], r["stage"], r["measured"], r["text"], f"{r['wall_s']:.0f}", r["report"] or r["run_dir"])
+        t.add_row(r["lab"], f"{r['stage']}: {r['measured']}", r["text"], f"{r['wall_s']:.0f}", r["report"])
     out.print(t)
     if res["index"]:
         out.print(f"index: {res['index']}")

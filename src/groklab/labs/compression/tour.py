@@ -26,8 +26,7 @@ CHUNK = 2000  # examples per forward pass of the coder
 
 
 def stages(size: str) -> list[Stage]:
-    return [Stage("compression", "addition GPT as a compressor",
-                  "held-out loss vs the entropy floor; range-coded fresh examples vs gzip/bz2/xz/zstd/brotli",
+    return [Stage("compression", "addition GPT", "range-coded fresh examples vs the floor and gzip/bz2/xz/zstd/brotli",
                   partial(run_compress_stage, size), COST_S[size])]
 
 
@@ -66,9 +65,8 @@ def run_compress_stage(size: str, root: Path, on_progress: Progress) -> dict:
             "model_bits_per_example": bpe["model"], "floor_bits_per_example": res["floor_bits_per_example"],
             "best_classical": best, "best_classical_bits_per_example": bpe[best],
             "roundtrip_ok": res["detail"]["model"]["roundtrip_ok"]}
-    text = (f"{bpe['model']:.2f} bits/example (floor {res['floor_bits_per_example']:.2f}, {best} {bpe[best]:.2f}); "
-            f"loss gap {s['gap_pct']:.2f}%, exact match {s['exact_match']:.3f}; round trip "
-            f"{'byte-exact' if head['roundtrip_ok'] else 'FAILED'} ({res['n_examples']:,} fresh examples)")
+    text = (f"{bpe['model']:.2f} bits/example (floor {res['floor_bits_per_example']:.2f}, {best} {bpe[best]:.2f}), "
+            f"round trip {'byte-exact' if head['roundtrip_ok'] else 'FAILED'}; exact match {s['exact_match']:.1%}")
     return {"lab": "compression", "run_dir": s["run_dir"], "headline": head, "text": text}
 
 

@@ -33,9 +33,9 @@ PARITY_COST_S = {"tiny": 5, "quick": 40, "full": 420}
 
 def stages(size: str) -> list[Stage]:
     return [
-        Stage("grokking", "a+b mod 67", "PAIR's 24-neuron MLP: memorize, then generalize",
+        Stage("grokking", "a+b mod 67", "PAIR's 24-neuron MLP memorizes, then generalizes",
               partial(run_grok_stage, size), GROK_COST_S[size]),
-        Stage("grokking", "sparse-parity phase diagram", "outcome per weight decay (seeds x grid, one sweep)",
+        Stage("grokking", "sparse parity", "outcome per weight decay and seed (a sweep)",
               partial(run_parity_stage, size), PARITY_COST_S[size]),
     ]
 
@@ -57,9 +57,9 @@ def run_grok_stage(size: str, root: Path, on_progress: Progress) -> dict:
             "median_step_generalized": median(gen) if gen else None,
             "test_acc": min(m["test_acc"] for m in models), "key_frequencies": models[0]["key_frequencies"]}
     outcome = ", ".join(f"{k} {v}/{len(models)}" for k, v in counts.items())
-    text = (f"{outcome}; memorized @{_step(head['median_step_memorized'])}, generalized "
-            f"@{_step(head['median_step_generalized'])}{' (median)' if len(models) > 1 else ''}; "
-            f"test acc {head['test_acc']:.3f}; key freqs {','.join(map(str, head['key_frequencies'])) or '-'}")
+    text = (f"{outcome}: memorized @{_step(head['median_step_memorized'])}, generalized "
+            f"@{_step(head['median_step_generalized'])}{' (medians)' if len(models) > 1 else ''}; "
+            f"key freqs {','.join(map(str, head['key_frequencies'])) or '-'}")
     return {"lab": "grokking", "run_dir": s["run_dir"], "headline": head, "text": text}
 
 
@@ -75,9 +75,7 @@ def run_parity_stage(size: str, root: Path, on_progress: Progress) -> dict:
     s = run_sweep(parse_spec(raw, name, "small"), root, threads=THREADS[size], on_progress=on_progress)
     counts = {k: v for k, v in s["outcome_counts"].items() if v}
     head = {"runs": s["n_runs"], "groups": s["groups"], "outcome_counts": counts, "outcome_classes": len(counts)}
-    n = len(counts)
-    text = (f"{s['n_runs']} runs: " + ", ".join(f"{k} {v}" for k, v in counts.items())
-            + f" ({n} outcome class{'es' if n != 1 else ''})")
+    text = f"{s['n_runs']} runs: " + ", ".join(f"{k} {v}" for k, v in counts.items())
     return {"lab": "grokking", "run_dir": s["run_dir"], "headline": head, "text": text}
 
 
