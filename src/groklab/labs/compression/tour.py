@@ -9,7 +9,9 @@ from pathlib import Path
 
 from groklab.tour import Progress, Stage
 
-# `addition-tiny` overrides per tour size: (name, overrides, fresh examples to code)
+# `addition-tiny` overrides per tour size: (name, overrides, fresh examples to code). Measured, one thread:
+# quick 87 s of training, held-out loss 1.3% above the floor, exact match 95.6%, 20.37 bits/example (floor
+# 19.93, bz2 37.24); full 262 s, +0.012%, exact match 100%, 26.66 bits/example (floor 26.58, xz 51.39).
 SETS = {
     "tiny": ("addition-tiny", ["train.threads=0"], 200),
     "quick": ("addition3-tour", ["data.n_digits=3", "data.val_examples=2000", "model.layers=2", "model.heads=4",
@@ -21,7 +23,7 @@ SETS = {
                                 "train.steps=6000", "train.batch_size=128", "train.log_every=500",
                                 "train.eval_batch=2500", "train.threads=1"], 10_000),
 }
-COST_S = {"tiny": 5, "quick": 70, "full": 420}
+COST_S = {"tiny": 5, "quick": 70, "full": 270}
 CHUNK = 2000  # examples per forward pass of the coder
 
 
