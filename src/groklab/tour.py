@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from groklab import store
+from groklab import GroklabError, store
 
 SIZES = ("tiny", "quick", "full")
 
@@ -79,7 +79,10 @@ def run_tour(size: str = "full", root: Path | None = None, show_progress: bool =
                    "headline": res["headline"], "text": res.get("text", ""),
                    "wall_s": round(time.perf_counter() - t1, 1), "report": None}
             done.append(res)
-            res["report"] = str(report.build(Path(res["run_dir"])))
+            try:
+                res["report"] = str(report.build(Path(res["run_dir"])))
+            except GroklabError as e:  # a lab without a report (yet): the table shows why
+                res["report_error"] = str(e)
             res["wall_s"] = round(time.perf_counter() - t1, 1)  # with its report
         except KeyboardInterrupt:
             interrupted = st.name if res is None else f"{st.name} (its report)"
@@ -116,7 +119,8 @@ def print_tour(res: dict) -> None:
     for c in ("lab", "measured", "headline", "s", "report"):
         t.add_column(c, overflow="fold")
     for r in res["labs"]:
-        t.add_row(r["lab"], f"{r['stage']}: {r['measured']}", r["text"], f"{r['wall_s']:.0f}", r["report"])
+        t.add_row(r["lab"], f"{r['stage']}: {r['measured']}", r["text"], f"{r['wall_s']:.0f}",
+                  r["report"] or f"{r['run_dir']} (no report: {r.get('report_error')})")
     out.print(t)
     if res["index"]:
         out.print(f"index: {res['index']}")

@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 
 from groklab import store
+from groklab.labs import get_lab
+from groklab.tour import collect
 
 from .conftest import groklab_json
 
@@ -17,15 +19,20 @@ from .conftest import groklab_json
 def test_tiny_tour_json_folders_and_round_trip(runs):
     res = groklab_json("tour", "--tiny", runs=runs)
     assert {"wall_s", "labs", "index"} <= set(res) and "interrupted" not in res
-    assert [r["lab"] for r in res["labs"]] == ["grokking", "grokking", "compression"]
+    assert [(r["lab"], r["stage"]) for r in res["labs"]] == [(st.lab, st.name) for st in collect("tiny")]
+    assert {r["lab"] for r in res["labs"]} >= {"grokking", "compression", "capacity"}
     for r in res["labs"]:
         assert {"lab", "run_dir", "headline", "report"} <= set(r)
         path = Path(r["run_dir"])
         assert path.parent == runs and store.is_complete(path) and store.status(path) == ("complete", None)
         assert store.read_summary(path)["run_dir"] == r["run_dir"]
-        assert Path(r["report"]).is_file() and Path(r["report"]).parent == path
+        if get_lab(r["lab"]).report_module:
+            assert Path(r["report"]).is_file() and Path(r["report"]).parent == path
+        else:  # a lab without a report (yet) says so
+            assert r["report"] is None and r["report_error"]
     assert Path(res["index"]).is_file() and Path(res["index"]).parent == runs
-    grok, parity, comp = (r["headline"] for r in res["labs"])
+    grok, parity, comp, cap = (r["headline"] for r in res["labs"][:4])
+    assert cap["params"] > 0 and cap["trainings"] >= 2
     assert grok["seeds"] == 1 and sum(grok["outcome_counts"].values()) == 1
     assert parity["runs"] == 2 and sum(parity["outcome_counts"].values()) == 2
     assert comp["roundtrip_ok"] is True and comp["fresh_examples"] == 200
