@@ -301,7 +301,7 @@ def bench_suite(device: str = typer.Option("cpu", help="cpu | cuda"),
 
 @app.command()
 def tour(quick: bool = typer.Option(False, "--quick", help="the short tour (what `make demo` runs, <= 5 min on 2 "
-                                    "cores); default: every lab at a size where its claim is clear (~13 min)"),
+                                    "cores); default: every lab at a size where its claim is clear (~16 min)"),
          tiny: bool = typer.Option(False, "--tiny", hidden=True, help="test size: seconds, meaningless numbers"),
          out_dir: Path | None = OUT, as_json: bool = JSON):
     """A short, real run of every lab on the embedded defaults, their reports and the index, one table."""
