@@ -63,7 +63,7 @@ def check_choice(option: str, value, allowed: tuple) -> None:
 def run_app(app: typer.Typer) -> None:
     """Run a typer app: user errors print one line and exit 2; bugs keep their traceback."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # click returns typer.Exit's code instead of raising here
     except GroklabError as e:
         err.print(f"error: {e}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(2)
@@ -78,3 +78,5 @@ def run_app(app: typer.Typer) -> None:
         sys.exit(2)
     except typer.Exit as e:
         sys.exit(e.exit_code)
+    if isinstance(code, int) and not isinstance(code, bool) and code:
+        sys.exit(code)
