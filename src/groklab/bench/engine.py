@@ -74,14 +74,7 @@ def engine_benchmark(models: int, steps: int, loop_models: int, threads: int, de
     with FlopCounterMode(display=False) as fc:
         step()
     flops_per_step = fc.get_total_flops()
-    for _ in range(2):
-        step()
-    _sync(dev)
-    t = time.perf_counter()
-    for _ in range(steps):
-        step()
-    _sync(dev)
-    t_batched = (time.perf_counter() - t) / steps
+    t_batched = _time_steps(step, steps, dev)
 
     # The loop baseline: each member alone, as a plain nn.Module with torch.optim.AdamW.
     n_loop = min(loop_models, models)
@@ -97,13 +90,7 @@ def engine_benchmark(models: int, steps: int, loop_models: int, threads: int, de
                 member_losses(ref(x)[None], y, cfg.train.loss).sum().backward()
             ropt.step()
 
-        ref_step()
-        _sync(dev)
-        t = time.perf_counter()
-        for _ in range(steps):
-            ref_step()
-        _sync(dev)
-        t_loop += time.perf_counter() - t
+        t_loop += _time_steps(ref_step, steps, dev, warmup=1) * steps
     loop_rate = n_loop * steps / t_loop
     batched_rate = models / t_batched
     mm = peak_gflops or matmul_gflops(dev)
