@@ -12,7 +12,7 @@ TINY = ["--set", "data.mnist1d_samples=1000", "--set", "search.n_min=20", "--set
         "--set", "search.tol=0.25", "--set", "train.batch_size=0", "--set", "optim.lr=0.01",
         "--set", "search.max_epochs=400", "--set", "search.check_every=10", "--set", "search.window=100",
         "--set", "train.threads=1", "--set", "train.seeds=1"]
-KEYS = {"run_dir", "wall_s", "emc", "emc_std", "bracket", "params", "trainings", "per_seed", "config"}
+KEYS = {"run_dir", "wall_s", "emc", "emc_std", "bracket", "params", "trainings", "per_seed", "batching", "config"}
 
 
 def emc(runs, width: int, *extra):
@@ -66,7 +66,7 @@ def test_more_parameters_fit_at_least_as_many_samples(runs):
 
 @pytest.mark.parametrize("args,names", [
     (["--set", "data.name=imagenet"], ["data.name", "mnist1d", "cifar100"]),
-    (["--set", "model.kind=vit"], ["model.kind", "mlp", "resnet"]),
+    (["--set", "model.kind=efficientnet"], ["model.kind", "mlp", "vit"]),
     (["--set", "optim.name=lbfgs"], ["optim.name", "sgd", "adamw"]),
     (["--set", "data.mnist1d_samples=1000", "--set", "data.classes=20"], ["data.classes", "1..10"]),
     (["--set", "data.mnist1d_samples=1000", "--set", "search.n_max=900"], ["search.n_max", "800"]),

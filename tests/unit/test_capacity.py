@@ -183,10 +183,14 @@ def test_classes_are_merged_and_bad_data_input_is_one_error(digits_cfg, tmp_path
     assert ensemble(cfg, base).n_params == (64 * 64 + 64) + (64 * 64 + 64) + (64 * 3 + 3)
 
 
-@pytest.mark.parametrize("override,field", [("optim.name=shampoo", "optim.name"), ("model.kind=vit", "model.kind"),
+@pytest.mark.parametrize("override,field", [("optim.name=lbfgs", "optim.name"),
+                                            ("model.kind=efficientnet", "model.kind"),
+                                            ("model.kind=vit,model.heads=3", "model.heads"),
+                                            ("optim.lrs=sgd:0.1;adam:1", "optim.lrs"),
+                                            ("optim.lrs=lbfgs:0.1", "optim.lrs"),
                                             ("data.name=imagenet", "data.name"),
                                             ("search.n_min=5000", "search.n_min"),
                                             ("optim.weight_decay=0.1", "optim.weight_decay")])
 def test_bad_config_names_the_field(override, field):
     with pytest.raises(GroklabError, match=field.replace(".", r"\.")):
-        load(None, None, [override])
+        load(None, None, override.split(","))

@@ -149,6 +149,81 @@ class ResNet(nn.Module):
         return self.head(self.pool(h).flatten(1))  # (N, C)
 
 
+class Attention(nn.Module):
+    """Multi-head self-attention written out (no fused kernel, so it runs under the ensemble's vmap):
+    qkv = Linear(width -> 3 width), softmax(q k^T / sqrt(d_head)) v per head, Linear(width -> width)."""
+
+    def __init__(self, width: int, heads: int):
+        super().__init__()
+        if width % heads:
+            raise GroklabError(f"heads: must divide the width {width}, got {heads}")
+        self.heads = heads
+        self.qkv, self.proj = nn.Linear(width, 3 * width), nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, T, D) -> (N, T, D)
+        n, t, d = x.shape
+        q, k, v = self.qkv(x).view(n, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)  # (N, h, T, dh)
+        att = (q @ k.transpose(-1, -2) / math.sqrt(d // self.heads)).softmax(-1)  # (N, h, T, T)
+        return self.proj((att @ v).transpose(1, 2).reshape(n, t, d))
+
+
+class ViTBlock(nn.Module):
+    """Pre-LayerNorm transformer block: x + attn(LN(x)), then x + MLP(LN(x)) with MLP width -> 2 width -> width."""
+
+    def __init__(self, width: int, heads: int, act: str):
+        super().__init__()
+        self.ln1, self.attn = nn.LayerNorm(width), Attention(width, heads)
+        self.ln2 = nn.LayerNorm(width)
+        self.mlp = nn.Sequential(nn.Linear(width, 2 * width), make_act(act), nn.Linear(2 * width, width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, T, D)
+        x = x + self.attn(self.ln1(x))
+        return x + self.mlp(self.ln2(x))
+
+
+class ViT(nn.Module):
+    """A small vision transformer (Dosovitskiy et al. 2021) for CPU budgets. The input is cut into
+    non-overlapping patches, zero-padded at the end to a whole number of them: dim=1 segments of `patch`
+    positions of a sequence or feature vector (MNIST-1D (N, 40) with patch 4: 10 tokens), dim=2 squares of
+    patch x patch pixels (N, in_ch, H, W). Each patch (in_ch * patch^dim values) -> Linear(width), plus a
+    learned position embedding; `depth` pre-LayerNorm blocks (`heads` heads, MLP ratio 2, activation `act`);
+    final LayerNorm, mean over tokens (global average pooling instead of a class token), Linear(n_classes).
+    `size`: the input's length (dim=1) or (H, W) (dim=2), which fixes the number of tokens."""
+
+    def __init__(self, in_ch: int, n_classes: int, size: int | tuple[int, int], width: int = 32, depth: int = 2,
+                 heads: int = 2, patch: int = 4, act: str = "relu", dim: int = 1):
+        super().__init__()
+        _choice("dim", dim, (1, 2))
+        dims = (size,) if isinstance(size, int) else tuple(size)
+        if len(dims) != dim:
+            raise GroklabError(f"size: dim={dim} needs {dim} input size(s), got {size!r}")
+        _positive(in_ch=in_ch, n_classes=n_classes, width=width, depth=depth, heads=heads, patch=patch,
+                  **{f"size[{i}]": v for i, v in enumerate(dims)})
+        self.dim, self.patch = dim, patch
+        self.grid = tuple(-(-v // patch) for v in dims)  # patches along each axis
+        self.embed = nn.Linear(in_ch * patch**dim, width)
+        self.pos = nn.Parameter(torch.randn(1, math.prod(self.grid), width) * 0.02)
+        self.blocks = nn.Sequential(*[ViTBlock(width, heads, act) for _ in range(depth)])
+        self.ln, self.head = nn.LayerNorm(width), nn.Linear(width, n_classes)
+
+    def patches(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, L) / (N, C, L) / (N, C, H, W) -> (N, T, C * patch^dim), row-major over the patch grid."""
+        x, p = _with_channels(x, self.dim), self.patch
+        n, c = x.shape[:2]
+        pad = [v * p - s for v, s in zip(self.grid, x.shape[2:])]
+        if any(pad):
+            x = nn.functional.pad(x, [a for v in reversed(pad) for a in (0, v)])
+        if self.dim == 1:
+            return x.view(n, c, self.grid[0], p).permute(0, 2, 1, 3).reshape(n, self.grid[0], c * p)
+        gh, gw = self.grid
+        x = x.view(n, c, gh, p, gw, p).permute(0, 2, 4, 1, 3, 5)  # (N, gh, gw, C, p, p)
+        return x.reshape(n, gh * gw, c * p * p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.embed(self.patches(x)) + self.pos  # (N, T, width)
+        return self.head(self.ln(self.blocks(h)).mean(1))  # (N, C)
+
+
 class MNIST1DMLP(nn.Module):
     """MNIST-1D double-descent MLP (Greydanus' notebook): 40 -> H -> H -> 10, ReLU; H² + 52H + 10 parameters."""
 
@@ -187,8 +262,8 @@ class MNIST1DCNN(nn.Module):
         return self.linear(h.flatten(1))
 
 
-MODULES: dict[str, type[nn.Module]] = {"mlp": MLP, "cnn": CNN, "resnet": ResNet, "mnist1d_mlp": MNIST1DMLP,
-                                       "mnist1d_cnn": MNIST1DCNN}
+MODULES: dict[str, type[nn.Module]] = {"mlp": MLP, "cnn": CNN, "resnet": ResNet, "vit": ViT,
+                                       "mnist1d_mlp": MNIST1DMLP, "mnist1d_cnn": MNIST1DCNN}
 
 
 def build_module(kind: str, **kw) -> nn.Module:

@@ -13,7 +13,7 @@ from groklab import store
 capacity_app = typer.Typer(no_args_is_help=True, help="Capacity lab (seed 003): effective model complexity, the "
                            "largest number of samples a model fits to 100% train accuracy.")
 
-JSON_KEYS = ("run_dir", "wall_s", "emc", "emc_std", "bracket", "params", "trainings", "per_seed")
+JSON_KEYS = ("run_dir", "wall_s", "emc", "emc_std", "bracket", "params", "trainings", "per_seed", "batching")
 
 
 def register(app: typer.Typer, runs_app: typer.Typer) -> None:

@@ -26,7 +26,7 @@ from groklab.config import OptimConfig, RootConfig, TrainConfig, opt
 
 DATA_NAMES = ("mnist1d", "digits", "tabular", "breast_cancer", "wine", "iris", "mnist", "cifar10", "cifar100")
 TABULAR = "breast_cancer"  # what data.name = "tabular" means: scikit-learn's largest bundled tabular set
-OPTIMIZERS = ("sgd", "gd", "adam", "adamw")
+OPTIMIZERS = ("sgd", "gd", "adam", "adamw", "shampoo")
 
 
 @dataclass
@@ -51,10 +51,14 @@ class CapDataConfig:
 class CapModelConfig:
     kind: str = opt("mlp", "architecture: mlp (depth hidden layers of width), cnn (depth stride-2 conv blocks "
                     "of width channels, 1-D for sequences and tables, 2-D for images), resnet (width k, depth "
-                    "blocks per stage)", choices=("mlp", "cnn", "resnet"))
-    width: int = opt(64, "hidden units (mlp), channels (cnn), base width k (resnet)", ge=1)
-    depth: int = opt(2, "hidden layers (mlp), conv blocks (cnn), basic blocks per stage (resnet)", ge=1)
-    act: str = opt("relu", "activation", choices=("relu", "tanh", "gelu"))
+                    "blocks per stage), vit (patches -> depth pre-LayerNorm transformer blocks of width)",
+                    choices=("mlp", "cnn", "resnet", "vit"))
+    width: int = opt(64, "hidden units (mlp), channels (cnn), base width k (resnet), embedding width (vit)", ge=1)
+    depth: int = opt(2, "hidden layers (mlp), conv blocks (cnn), basic blocks per stage (resnet), transformer "
+                     "blocks (vit)", ge=1)
+    act: str = opt("relu", "activation of every hidden layer (vit: its MLPs)", choices=("relu", "tanh", "gelu"))
+    heads: int = opt(2, "vit: attention heads (must divide width)", ge=1)
+    patch: int = opt(4, "vit: patch length (1-D sequences and tables) or side (2-D images)", ge=1)
     norm: str = opt("none", "cnn: normalization after each conv (resnet always uses GroupNorm)",
                     choices=("none", "group", "layer"))
 
@@ -64,12 +68,32 @@ class CapOptimConfig(OptimConfig):
     """The engine's [optim] with the capacity optimizers and EMC's defaults (no weight decay)."""
 
     name: str = opt("adam", "optimizer: sgd (mini-batch, momentum), gd (full-batch gradient descent: "
-                    "train.batch_size ignored), adam (no weight decay), adamw (decoupled decay)",
+                    "train.batch_size ignored), adam (no weight decay), adamw (decoupled decay), shampoo "
+                    "(pytorch-optimizer's Shampoo; trainings run one at a time, not batched)",
                     choices=OPTIMIZERS)
     lr: float = opt(1e-3, "learning rate", gt=0.0)
     weight_decay: float = opt(0.0, "weight decay (adamw, sgd, gd; EMC: none)", ge=0.0)
     beta2: float = opt(0.999, "Adam beta2", ge=0.0, lt=1.0)
-    momentum: float = opt(0.9, "momentum of sgd and gd", ge=0.0, lt=1.0)
+    momentum: float = opt(0.9, "momentum of sgd, gd and shampoo", ge=0.0, lt=1.0)
+    precondition_every: int = opt(1, "shampoo: recompute the preconditioner roots every k steps", ge=1)
+    shampoo_momentum: float = opt(0.0, "shampoo's momentum (pytorch-optimizer mixes the raw gradient with the last "
+                                  "preconditioned update; 0.9 stalled training in our checks)", ge=0.0, lt=1.0)
+    lrs: str = opt("", "per-optimizer learning rates 'name:lr,...' overriding lr for the optimizers named (one sweep "
+                   "axis over optim.name, each optimizer at its own tuned lr); '' = lr for every optimizer")
+
+    def lr_of(self) -> float:
+        """The learning rate of optim.name: its entry in lrs, else lr (GroklabError on a malformed lrs)."""
+        table = {}
+        for item in filter(None, (t.strip() for t in self.lrs.split(","))):
+            name, _, val = item.partition(":")
+            try:
+                table[name.strip()] = float(val)
+            except ValueError:
+                table[name.strip()] = -1.0
+            if name.strip() not in OPTIMIZERS or not table[name.strip()] > 0:
+                raise GroklabError(f"optim.lrs: {item!r} is not 'name:lr' with name one of {', '.join(OPTIMIZERS)} "
+                                   "and lr > 0")
+        return table.get(self.name, self.lr)
 
 
 @dataclass
@@ -132,6 +156,9 @@ class CapacityConfig(RootConfig):
             raise GroklabError("train.batching: the capacity lab counts epochs; allowed: epochs")
         if self.train.eval_examples:
             raise GroklabError("train.eval_examples: fitting is judged on every sample; allowed: 0")
+        o.lr_of()  # a malformed optim.lrs is one line
+        if self.model.kind == "vit" and self.model.width % self.model.heads:
+            raise GroklabError(f"model.heads: must divide model.width ({self.model.width}), got {self.model.heads}")
         if s.window < s.check_every:
             raise GroklabError(f"search.window: at least search.check_every ({s.check_every}), got {s.window}")
 

@@ -18,6 +18,7 @@ from groklab import store
 from groklab.engine import device as devmod
 from groklab.labs.capacity import figures
 from groklab.labs.capacity.config import CapacityConfig
+from groklab.labs.capacity.loop import batching_note, is_looped, train_round_looped
 from groklab.labs.capacity.search import rounds_needed, search, summarize
 from groklab.labs.capacity.train import condition, ensemble, load_base, train_round
 
@@ -51,7 +52,7 @@ def run_search(cfg: CapacityConfig, base, ens, dev, seeds: list[int], on_progres
     def fits(cands: list[tuple[int, int]]) -> list[bool]:
         r = len({row["round"] for row in rows})
         prog = None if on_progress is None else (lambda frac, active: on_progress(r + frac, active))
-        res = train_round(cfg, base, ens, cands, dev, prog)
+        res = (train_round_looped if is_looped(cfg) else train_round)(cfg, base, ens, cands, dev, prog)
         first = len(rows)
         for i, (seed, n) in enumerate(cands):
             rows.append({"lab": cfg.lab, "group": 0, "member": first + i, "seed": seed, "n": n, "round": r + 1,
@@ -100,7 +101,8 @@ def run_emc(cfg: CapacityConfig, root: Path | str | None = None, on_progress=Non
                             "classes": base.n_classes, "n_train": len(base.y_train)},
                    "model": {"kind": cfg.model.kind, "width": cfg.model.width, "depth": cfg.model.depth,
                              "act": cfg.model.act},
-                   "optim": cfg.optim.name, "rule": RULE.format(**vars(s)), "device": str(dev),
+                   "optim": cfg.optim.name, "lr": cfg.optim.lr_of(), "batching": batching_note(cfg),
+                   "rule": RULE.format(**vars(s)), "device": str(dev),
                    "threads": devmod.environment(dev)["torch_threads"],
                    "models": [{k: r[k] for k in ("seed", "n", "round", "status", "epochs", "train_acc", "test_acc")}
                               for r in rows]}

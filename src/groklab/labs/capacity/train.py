@@ -75,8 +75,13 @@ def ensemble(cfg, base: TaskData) -> ModuleEnsemble:
     else:
         dim, in_ch = (1, 1) if len(shape) == 1 else (2, shape[0])
         kw = {"in_ch": in_ch, "n_classes": base.n_classes, "act": m.act, "dim": dim}
-        kw.update({"width": m.width, "depth": m.depth, "norm": m.norm} if m.kind == "cnn"
-                  else {"k": m.width, "blocks": (m.depth,) * 4})
+        if m.kind == "cnn":
+            kw.update({"width": m.width, "depth": m.depth, "norm": m.norm})
+        elif m.kind == "resnet":
+            kw.update({"k": m.width, "blocks": (m.depth,) * 4})
+        else:  # vit: the patch grid follows the input's length (1-D) or height and width (2-D)
+            kw.update({"width": m.width, "depth": m.depth, "heads": m.heads, "patch": m.patch,
+                       "size": shape[0] if dim == 1 else tuple(shape[1:])})
     return ModuleEnsemble(lambda: build_module(m.kind, **kw))
 
 
@@ -167,7 +172,7 @@ def train_round(cfg, base: TaskData, ens: ModuleEnsemble, cands: list[tuple[int,
     log_steps = log_steps_for(steps, tcfg.log_every)
     rule = Rule(cfg, ens, data, spe, log_steps, device)
     opt, o = cfg.engine_optim(), cfg.optim
-    members = [Member(s, o.lr, o.weight_decay, 1.0) for s in seeds]  # one init per seed, whatever its n
+    members = [Member(s, o.lr_of(), o.weight_decay, 1.0) for s in seeds]  # one init per seed, whatever its n
     progress = None if on_progress is None else (lambda step, active: on_progress(step / steps, active))
     res = train(ens, data, members, opt, tcfg, device, settled=rule, on_progress=progress, on_log=rule.on_log)
     last = np.array([np.flatnonzero(~np.isnan(res.metrics["train_acc"][i]))[-1] for i in range(len(cands))])
