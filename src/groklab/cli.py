@@ -33,13 +33,26 @@ def sweep(preset: str | None = PRESET,
           resume: Path | None = typer.Option(None, help="continue a killed sweep folder, or join one that "
                                              "other processes are running (each takes unclaimed groups)"),
           device: str | None = typer.Option(None, help="auto | cpu | cuda"),
-          threads: int | None = typer.Option(None, help="torch threads (default: all cores)"),
+          threads: int | None = typer.Option(None, help="torch threads (default: this job's share of the cores, "
+                                             "$GROKLAB_THREADS; with --backend ray: CPUs per task, default 1)"),
+          backend: str = typer.Option("local", help="local: groups one after another in this process; ray: "
+                                      "each group a Ray core task (pip install 'groklab[ray]')"),
+          address: str | None = typer.Option(None, help="--backend ray: a running Ray cluster (auto, HOST:PORT, "
+                                             "ray://HOST:PORT; default $RAY_ADDRESS, else a local Ray)"),
           out_dir: Path | None = OUT, as_json: bool = JSON):
     """Train a grid of models (any config field, seeds as an axis) grouped into batched ensembles."""
     from groklab.sweep.grid import parse_spec
-    from groklab.sweep.run import open_resume, run_sweep
+    from groklab.sweep.run import BACKENDS, open_resume, run_sweep
 
     spec = None
+    if backend not in BACKENDS:
+        raise GroklabError(f"--backend: {backend!r} is not allowed; choose one of: {', '.join(BACKENDS)}")
+    if address is not None and backend != "ray":
+        raise GroklabError("--address: only with --backend ray")
+    if backend == "ray":
+        from groklab.sweep.ray_backend import import_ray
+
+        import_ray()  # one line naming the extra when Ray is missing, before any work
     if resume is None:
         if config_file is not None:
             if not config_file.is_file():
@@ -61,15 +74,18 @@ def sweep(preset: str | None = PRESET,
         raise GroklabError(f"--device: {device!r} is not allowed; choose one of: auto, cpu, cuda")
     from groklab.engine.device import resolve_device
 
-    resolve_device(device or "auto")  # a bad device is one line before any progress bar or sweep folder
-    prog, _ = progress_bar(1, f"sweep {preset or resume}", not as_json)
+    if backend == "local":  # (on Ray the cluster's GPUs count: checked once connected)
+        resolve_device(device or "auto")  # a bad device is one line before any progress bar or sweep folder
+    prog, _ = progress_bar(1, f"sweep {preset or config_file or resume}" + (" on Ray" if backend == "ray" else ""),
+                           not as_json)
     task = prog.task_ids[0]
 
     def update(done: int, total: int, info: str) -> None:
         prog.update(task, completed=done, total=total, info=info)
 
     with prog:
-        summary = run_sweep(spec, out_dir, resume, device, threads, on_progress=update)
+        summary = run_sweep(spec, out_dir, resume, device, threads, on_progress=update, backend=backend,
+                            address=address)
     if as_json:
         return emit_json(summary)
     if not summary["complete"]:

@@ -44,9 +44,16 @@ def progress_bar(total: int, label: str, enabled: bool):
         TimeRemainingColumn,
     )
 
-    prog = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                    console=err, disable=not enabled, transient=False)
+    from groklab.engine.device import rebalance
+
+    class SharingProgress(Progress):
+        def update(self, *args, **kwargs) -> None:  # called from the training loop: its thread share
+            rebalance()  # (engine/device.py: takes this job's share now that other jobs started or ended)
+            super().update(*args, **kwargs)
+
+    prog = SharingProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                           TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                           console=err, disable=not enabled, transient=False)
     task = prog.add_task(label, total=total, info="")
 
     def update(step: int, active: int) -> None:

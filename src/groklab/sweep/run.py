@@ -7,6 +7,11 @@ Several processes may work on one folder at once (`groklab sweep --resume DIR` i
 with its own --threads): a process claims a group by creating groups/gNNN.claim (holding its host and pid)
 before training it and skips groups claimed by a live process; a claim whose process is gone is taken
 over. The process that finishes the last group writes the table, figures and summary.
+With `--backend ray` (sweep/ray_backend.py) this process claims the groups it sends to Ray, one task per
+group, and writes each group's table as its task returns: the same folder, tables and resume as local.
+The claim files stay (Ray schedules the tasks of one driver; it does not let a second process join a
+running sweep, and neither does a process pool): a claim names its host and pid, so a killed process's
+claims are taken over by the next `--resume` (tests/integration/test_kill_resume.py kills one for real).
 Groups are taken most expensive first (`work_order`), so that processes sharing a sweep finish together
 instead of one of them training the biggest group alone at the end.
 """
@@ -25,7 +30,10 @@ import pyarrow.parquet as pq
 from groklab import GroklabError, store
 from groklab.config import validate
 from groklab.engine import device as devmod
+from groklab.sweep import GroupResult
 from groklab.sweep.grid import SweepSpec, groups, lab_sweep
+
+BACKENDS = ("local", "ray")
 
 
 def column(key: str, keys: list[str]) -> str:
@@ -86,10 +94,98 @@ def work_order(plan: list) -> list[int]:
     return sorted(range(len(plan)), key=lambda gi: -costs[gi])
 
 
+def _files(run: store.Run, gi: int) -> tuple[Path, Path]:
+    g = run.path / "groups" / f"g{gi:03d}.parquet"
+    return g, g.with_suffix(".claim")
+
+
+def _take(run: store.Run, gi: int) -> bool:
+    """Claim group gi for this process unless it is done or a live process holds it."""
+    gfile, cfile = _files(run, gi)
+    if gfile.is_file() or not claim(cfile):
+        return False
+    if gfile.is_file():  # finished between the check and the claim
+        cfile.unlink(missing_ok=True)
+        return False
+    return True
+
+
+def _save(run: store.Run, gi: int, cfg, pts: list[dict], res: GroupResult, keys: list[str]) -> None:
+    """Write a trained group: its metrics, then its members table (last: it marks the group done)."""
+    hooks = lab_sweep(cfg)
+    rows: dict[str, list] = {"lab": [], "group": [], "member": [], "seed": []}
+    rows.update({column(k, keys): [] for k in keys})
+    rows.update({k: [] for k in hooks.summary_keys})
+    for i, (p, s) in enumerate(zip(pts, res.rows)):
+        rows["lab"].append(cfg.lab), rows["group"].append(gi), rows["member"].append(i)
+        rows["seed"].append(p["seed"])
+        for k in keys:
+            rows[column(k, keys)].append(p[k])
+        for k in hooks.summary_keys:
+            rows[k].append(s[k])
+    if res.metrics is not None:
+        run.write_table(f"groups/g{gi:03d}_metrics.parquet", res.metrics)
+    run.write_table(f"groups/g{gi:03d}.parquet", rows)
+    _files(run, gi)[1].unlink(missing_ok=True)
+
+
+def _train_local(run, plan, keys, dev, report, stats) -> None:
+    """Train every group no live process holds, most expensive first; pass again while a pass took one (a
+    process that dies meanwhile leaves its claim to be taken over)."""
+    order, took = work_order(plan), True
+    while took:
+        took = False
+        for gi in order:
+            if not _take(run, gi):
+                continue
+            took = True
+            cfg, pts = plan[gi]
+            base = report(gi)
+
+            def progress(step, active, gi=gi, base=base):
+                report(gi, base + step, active)
+
+            try:
+                res = lab_sweep(cfg).train_group(cfg, pts, dev, progress)
+                _save(run, gi, cfg, pts, res, keys)
+            except BaseException:
+                _files(run, gi)[1].unlink(missing_ok=True)  # let a resume (even in this process) take it
+                raise
+            stats[0] += res.model_steps
+            stats[1] += res.wall_s
+
+
+def _train_ray(session, run, plan, keys, report, stats) -> None:
+    """Claim every group left, submit one Ray task each (most expensive first), save each as it returns."""
+    ray = session.ray
+    todo = [gi for gi in work_order(plan) if _take(run, gi)]
+    refs = {session.submit(*plan[gi]): gi for gi in todo}
+    report(None)
+    try:
+        while refs:
+            ready, _ = ray.wait(list(refs), num_returns=1)
+            gi = refs[ready[0]]
+            res = ray.get(ready[0])  # a failed task raises here, with its traceback
+            del refs[ready[0]]
+            _save(run, gi, *plan[gi], res, keys)
+            stats[0] += res.model_steps
+            stats[1] += res.wall_s
+            report(None)
+    finally:
+        for gi in refs.values():  # not finished: release the claims (the tasks die with this driver)
+            _files(run, gi)[1].unlink(missing_ok=True)
+
+
 def run_sweep(spec: SweepSpec, root=None, resume: Path | None = None, device: str | None = None,
-              threads: int | None = None, on_progress=None) -> dict:
-    """Run (or, with `resume` = a sweep folder and its spec from `open_resume`, continue) a sweep."""
+              threads: int | None = None, on_progress=None, backend: str = "local",
+              address: str | None = None) -> dict:
+    """Run (or, with `resume` = a sweep folder and its spec from `open_resume`, continue) a sweep, on this
+    process (`backend="local"`) or as Ray tasks (`"ray"`, `address` None = a local Ray)."""
     t0 = time.perf_counter()
+    if backend not in BACKENDS:
+        raise GroklabError(f"--backend: {backend!r} is not allowed; choose one of: {', '.join(BACKENDS)}")
+    if address is not None and backend != "ray":
+        raise GroklabError("--address: only with --backend ray")
     run = store.Run(Path(resume)) if resume is not None else None
     plan = groups(spec)  # validates every group config before anything is written
     for cfg, _ in plan:
@@ -98,58 +194,59 @@ def run_sweep(spec: SweepSpec, root=None, resume: Path | None = None, device: st
         if threads is not None:
             cfg.train.threads = threads
         validate(cfg)
-    dev = devmod.setup(plan[0][0].train.device, plan[0][0].train.threads)
-    if run is None:
-        run = store.Run.create(root or store.default_root(), f"sweep-{spec.name}")
-        run.write_json("sweep.json", spec.to_dict())
-        run.write_text("config.toml", plan[0][0].to_toml())  # the base config of the first group
-    run.write_json("env.json", devmod.environment(dev))
-    keys = list(spec.grid)
-    steps_total = sum(cfg.train.steps for cfg, _ in plan)
-    done_steps, model_steps, train_s = 0, 0, 0.0
-    (run.path / "groups").mkdir(exist_ok=True)
-    for gi in work_order(plan):
-        cfg, pts = plan[gi]
-        gfile = run.path / "groups" / f"g{gi:03d}.parquet"
-        cfile = gfile.with_suffix(".claim")
-        if gfile.is_file() or not claim(cfile):  # done, or another live process is training it
-            done_steps += cfg.train.steps
-            continue
-        if gfile.is_file():  # finished between the check and the claim
-            cfile.unlink(missing_ok=True)
-            done_steps += cfg.train.steps
-            continue
-        hooks = lab_sweep(cfg)
+    first = plan[0][0].train
+    session, dev = None, None
+    if backend == "ray":  # connect before the folder exists: a missing Ray or a bad address writes nothing
+        from groklab.sweep import ray_backend
 
-        def progress(step, active, base=done_steps, gi=gi):
+        session = ray_backend.connect(address, first.threads, first.device, devmod.cpu_budget())
+    else:
+        dev = devmod.setup(first.device, first.threads)
+    try:
+        if run is None:
+            run = store.Run.create(root or store.default_root(), f"sweep-{spec.name}")
+            run.write_json("sweep.json", spec.to_dict())
+            run.write_text("config.toml", plan[0][0].to_toml())  # the base config of the first group
+        run.write_json("env.json", session.environment() if session else devmod.environment(dev))
+        (run.path / "groups").mkdir(exist_ok=True)
+        keys = list(spec.grid)
+        steps_total = sum(cfg.train.steps for cfg, _ in plan)
+
+        done = [0, 0]  # steps and count of the groups done (by any process), counted when a group starts/ends
+
+        def report(gi, step=None, active=None):
+            """Progress; returns the steps of the groups already done (the base of group gi's steps)."""
+            if step is None:
+                finished = [_files(run, i)[0].is_file() for i in range(len(plan))]
+                done[:] = [sum(c.train.steps for (c, _), f in zip(plan, finished) if f), sum(finished)]
             if on_progress:
-                on_progress(base + step, steps_total, f"group {gi + 1}/{len(plan)}, {active} training")
+                info = (f"{done[1]}/{len(plan)} groups done on Ray" if gi is None
+                        else f"group {gi + 1}/{len(plan)}, {active} training")
+                on_progress(done[0] if step is None else step, steps_total, info)
+            return done[0]
 
-        res = hooks.train_group(cfg, pts, dev, progress)
-        model_steps += res.model_steps
-        train_s += res.wall_s
-        rows: dict[str, list] = {"lab": [], "group": [], "member": [], "seed": []}
-        rows.update({column(k, keys): [] for k in keys})
-        rows.update({k: [] for k in hooks.summary_keys})
-        for i, (p, s) in enumerate(zip(pts, res.rows)):
-            rows["lab"].append(cfg.lab), rows["group"].append(gi), rows["member"].append(i)
-            rows["seed"].append(p["seed"])
-            for k in keys:
-                rows[column(k, keys)].append(p[k])
-            for k in hooks.summary_keys:
-                rows[k].append(s[k])
-        if res.metrics is not None:
-            run.write_table(f"groups/g{gi:03d}_metrics.parquet", res.metrics)
-        run.write_table(f"groups/g{gi:03d}.parquet", rows)  # written last: marks the group done
-        cfile.unlink(missing_ok=True)
-        done_steps += cfg.train.steps
-    pending = [gi for gi in range(len(plan)) if not (run.path / "groups" / f"g{gi:03d}.parquet").is_file()]
+        stats = [0, 0.0]  # member-steps, training seconds (this process, or its Ray tasks)
+        if session is not None:
+            _train_ray(session, run, plan, keys, report, stats)
+        else:
+            _train_local(run, plan, keys, dev, report, stats)
+    finally:
+        if session is not None:
+            session.close()
+    return _finish(spec, run, plan, keys, stats, t0)
+
+
+def _finish(spec: SweepSpec, run: store.Run, plan, keys, stats, t0: float) -> dict:
+    """The members table, figures and summary once every group is done; else what is still pending."""
+    model_steps, train_s = stats
+    rate = round(model_steps / train_s, 1) if train_s else None
+    pending = [gi for gi in range(len(plan)) if not _files(run, gi)[0].is_file()]
     if pending:  # other processes are still training these
         return {"lab": "sweep", "preset": spec.name, "scale": spec.scale, "run_dir": str(run.path),
                 "run_id": run.id, "complete": False, "groups": len(plan), "groups_pending": pending,
                 "wall_s": round(time.perf_counter() - t0, 3), "model_steps": model_steps,
-                "member_steps_per_s": round(model_steps / train_s, 1) if train_s else None}
-    table = pa.concat_tables([pq.read_table(run.path / "groups" / f"g{gi:03d}.parquet") for gi in range(len(plan))],
+                "member_steps_per_s": rate}
+    table = pa.concat_tables([pq.read_table(_files(run, gi)[0]) for gi in range(len(plan))],
                              promote_options="default")  # an all-None column is typed null in one group
     store.atomic_write(run.path / "members.parquet", lambda f: pq.write_table(table, f))
     t = table.to_pydict()
@@ -161,7 +258,7 @@ def run_sweep(spec: SweepSpec, root=None, resume: Path | None = None, device: st
                "run_id": run.id, "complete": True, "wall_s": round(wall, 3), "n_runs": len(t["member"]),
                "base_lab": plan[0][0].lab,
                "groups": len(plan), "outcome_counts": counts, "model_steps": model_steps,
-               "member_steps_per_s": round(model_steps / train_s, 1) if train_s else None,
+               "member_steps_per_s": rate,
                # wall_s, model_steps: this process; since_created_s: from the sweep folder's creation
                # to now, across kills, resumes and joined processes
                "since_created_s": round(time.time() - (run.path / "sweep.json").stat().st_mtime, 1),
