@@ -6,7 +6,9 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from .conftest import groklab, groklab_json
+from groklab import store
+
+from .conftest import groklab, groklab_json, start_and_kill
 
 TINY = ["--set", "data.mnist1d_samples=1000", "--set", "search.n_min=20", "--set", "search.n_max=400",
         "--set", "search.tol=0.25", "--set", "train.batch_size=0", "--set", "optim.lr=0.01",
@@ -102,3 +104,27 @@ def test_sweep_one_emc_search_per_group(runs, tmp_path):
         e = [e for e, la in zip(t["emc"], t["labels"]) if la == lab]
         assert [s for s, la in zip(t["emc_std"], t["labels"]) if la == lab] == [pytest.approx(abs(e[0] - e[1]) / 2)] * 2
     assert (runs / out["run_dir"].split("/")[-1] / "figures" / "sweep_emc.png").is_file()
+    assert [p.name for p in runs.iterdir()] == [out["run_dir"].split("/")[-1]]  # no data cache beside it
+
+
+def test_emc_kill_9_after_a_round_then_resume_equals_uninterrupted(tmp_path):
+    """A real SIGKILL once round 1 is stored; --resume keeps that round (not retrained) and ends with the
+    brackets, trainings and member table of an uninterrupted search; the sweep writes nothing outside --out."""
+    args = ["capacity", "emc", "--preset", "emc-demo", *TINY, "--set", "model.width=6", "--set", "search.tol=0.05"]
+    killed = tmp_path / "killed"
+    run = start_and_kill(args, killed, lambda p: (p / "members.parquet").is_file())
+    rounds_kept = set(pq.read_table(run / "members.parquet").column("round").to_pylist())
+    assert not store.is_complete(run) and len(rounds_kept) >= 1
+    resumed = groklab_json("capacity", "emc", "--resume", run.name, runs=killed)
+    straight = groklab_json(*args, runs=tmp_path / "straight")
+    assert resumed["run_dir"] == str(run) and store.is_complete(run)
+    assert resumed["per_seed"] == straight["per_seed"] and resumed["trainings"] == straight["trainings"]
+    assert json.loads((run / "summary.json").read_text())["resumed_rounds"] == len(rounds_kept)
+    a, b = (pq.read_table(p / "members.parquet").to_pydict() for p in (run, tmp_path / "straight" /
+                                                                       straight["run_dir"].split("/")[-1]))
+    assert [a[k] for k in ("seed", "n", "round", "fitted", "steps")] == [b[k] for k in ("seed", "n", "round",
+                                                                                       "fitted", "steps")]
+    again = groklab("capacity", "emc", "--resume", run.name, runs=killed, check=False)
+    assert again.returncode == 2 and "already complete" in again.stderr
+    bad = groklab("capacity", "emc", "--resume", run.name, "--set", "search.k=4", runs=killed, check=False)
+    assert bad.returncode == 2 and "--resume" in bad.stderr

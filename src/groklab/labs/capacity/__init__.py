@@ -16,4 +16,4 @@ def _show(summary):
 LAB = Lab(name="capacity", summary="effective model complexity: how many samples a model fits perfectly",
           config_module="groklab.labs.capacity.config", cli_module="groklab.labs.capacity.cli",
           figures=_figures, show=_show, sweep_module="groklab.labs.capacity.sweep",
-          tour_module="groklab.labs.capacity.tour")
+          tour_module="groklab.labs.capacity.tour", report_module="groklab.labs.capacity.report")

@@ -7,8 +7,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from groklab import GroklabError, store
 from groklab import console as cli
-from groklab import store
 
 capacity_app = typer.Typer(no_args_is_help=True, help="Capacity lab (seed 003): effective model complexity, the "
                            "largest number of samples a model fits to 100% train accuracy.")
@@ -25,19 +25,36 @@ def emc(preset: str | None = cli.PRESET, config_file: Path | None = cli.CONFIG, 
         seeds: int | None = typer.Option(None, help="independent searches (seeds train.seed, +1, ...)"),
         data_dir: str | None = typer.Option(None, "--data-dir", help="folder with MNIST / CIFAR files"),
         device: str | None = cli.DEVICE, threads: int | None = cli.THREADS,
+        resume: str | None = typer.Option(None, "--resume", help="continue a killed search (folder or id): its "
+                                          "finished rounds are kept, the rest trained"),
         out_dir: Path | None = cli.OUT, as_json: bool = cli.JSON):
     """Search EMC: each round trains k candidate sizes x seeds as one ensemble until every bracket is tight."""
+    from groklab import config
     from groklab.labs.capacity.config import load
     from groklab.labs.capacity.run import expected_rounds, prepare, run_emc
 
-    cfg = load(preset or "emc-demo", config_file, set_ or [], train__seeds=seeds, data__data_dir=data_dir,
-               train__device=device, train__threads=threads)
-    root = Path(out_dir or store.default_root())
+    path = None
+    if resume is not None:
+        if preset or config_file or set_ or seeds or data_dir:
+            raise GroklabError("--resume: takes no --preset/--config/--set/--seeds/--data-dir; the run folder "
+                               "holds its config")
+        path = store.resolve(resume, out_dir)
+        cfg = config.load_run_config(path)
+        if cfg.lab != "capacity":
+            raise GroklabError(f"--resume: {path} is a {cfg.lab} run, not a capacity one")
+        for k, v in (("train.device", device), ("train.threads", threads)):
+            if v is not None:
+                config.set_field(cfg, k, v)
+        root = path.parent
+    else:
+        cfg = load(preset or "emc-demo", config_file, set_ or [], train__seeds=seeds, data__data_dir=data_dir,
+                   train__device=device, train__threads=threads)
+        root = Path(out_dir or store.default_root())
     prepared = prepare(cfg, root)  # bad data, model or device: one line, before any bar or run folder
     total = expected_rounds(cfg)
     prog, update = cli.progress_bar(total, f"capacity emc {cfg.name} (rounds)", not as_json)
     with prog:
-        summary = run_emc(cfg, root, on_progress=update, prepared=prepared)
+        summary = run_emc(cfg, root, on_progress=update, prepared=prepared, resume=path)
     if as_json:
         return cli.emit_json({**{k: summary[k] for k in JSON_KEYS}, "config": cfg.to_dict()})
     print_emc(summary)

@@ -41,6 +41,8 @@ class CapDataConfig:
                       choices=("real", "gaussian", "permuted"))
     classes: int = opt(0, "merge the classes at random into this many (0 = all classes)", ge=0)
     data_dir: str = opt("", "folder holding MNIST / CIFAR files (torchvision layout); '' = none")
+    cache_dir: str = opt("", "folder caching the built mnist1d / scikit-learn sets; '' = <store root>/.cache/data "
+                         "for `capacity emc` (its --out), none on disk for a sweep (built once per process)")
     mnist1d_samples: int = opt(5000, "mnist1d: examples generated (80% train, 20% test); package default 5,000",
                                ge=10)
     n_test: int = opt(1000, "test examples kept for the test accuracy (0 = all)", ge=0)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from groklab import store
+from groklab import GroklabError, store
 from groklab.engine import device as devmod
 from groklab.labs.capacity import figures
 from groklab.labs.capacity.config import CapacityConfig
@@ -41,13 +41,17 @@ def expected_rounds(cfg: CapacityConfig) -> int:
     return min(s.max_rounds, rounds_needed(s.n_min, s.n_max, s.k, s.tol))
 
 
-def run_search(cfg: CapacityConfig, base, ens, dev, seeds: list[int], on_progress=None, on_round=None):
+def run_search(cfg: CapacityConfig, base, ens, dev, seeds: list[int], on_progress=None, on_round=None,
+               prior: tuple[list[dict], list[dict[str, np.ndarray]]] = ([], [])):
     """The search itself, without a store: (SearchResult, per-seed dicts, member rows, curve tables, cost).
-    on_progress(rounds done as a float, trainings running); on_round(rows, curves) after every round."""
+    on_progress(rounds done as a float, trainings running); on_round(rows, curves) after every round.
+    prior: (rows, curves) of rounds finished before a kill (read_prior); they are replayed, not retrained."""
     s = cfg.search
-    rows: list[dict] = []
-    curves: list[dict[str, np.ndarray]] = []
-    cost = {"wall": 0.0, "model_steps": 0}
+    rows: list[dict] = list(prior[0])
+    curves: list[dict[str, np.ndarray]] = list(prior[1])
+    walls = {r["round"]: r.get("round_wall_s", 0.0) for r in rows}
+    cost = {"wall": float(sum(walls.values())), "model_steps": int(sum(r["steps"] for r in rows))}
+    done = [[(r["seed"], r["n"], r["fitted"]) for r in rows if r["round"] == rd] for rd in sorted(walls)]
 
     def fits(cands: list[tuple[int, int]]) -> list[bool]:
         r = len({row["round"] for row in rows})
@@ -58,7 +62,8 @@ def run_search(cfg: CapacityConfig, base, ens, dev, seeds: list[int], on_progres
             rows.append({"lab": cfg.lab, "group": 0, "member": first + i, "seed": seed, "n": n, "round": r + 1,
                          "fitted": bool(res.fitted[i]), "status": res.status[i], "epochs": float(res.epochs[i]),
                          "steps": int(res.steps[i]), **{k: float(res.final[k][i]) for k in MEMBER_KEYS},
-                         "grad_norm": float(res.grad_norm[i]), "params": ens.n_params})
+                         "grad_norm": float(res.grad_norm[i]), "params": ens.n_params,
+                         "round_wall_s": round(res.wall_s, 3)})
         c = res.curves
         m = c["member"]
         curves.append({"round": np.full(len(m), r + 1), "member": m + first,
@@ -71,7 +76,10 @@ def run_search(cfg: CapacityConfig, base, ens, dev, seeds: list[int], on_progres
             on_round(rows, curves)
         return list(res.fitted)
 
-    result = search(fits, seeds, s.n_min, s.n_max, s.k, s.tol, s.max_rounds)
+    try:
+        result = search(fits, seeds, s.n_min, s.n_max, s.k, s.tol, s.max_rounds, done=done)
+    except ValueError as e:
+        raise GroklabError(f"--resume: the stored rounds do not match the config ({e})") from None
     per_seed = result.per_seed()
     for p in per_seed:  # generalization at the EMC: the fitted training of size lo
         at = [r for r in rows if r["seed"] == p["seed"] and r["n"] == p["emc"] and r["fitted"]]
@@ -79,24 +87,45 @@ def run_search(cfg: CapacityConfig, base, ens, dev, seeds: list[int], on_progres
     return result, per_seed, rows, curves, cost
 
 
-def run_emc(cfg: CapacityConfig, root: Path | str | None = None, on_progress=None, prepared=None) -> dict:
+def read_prior(path: Path) -> tuple[list[dict], list[dict[str, np.ndarray]]]:
+    """The rounds a killed search finished: its member rows and curve tables (none if it stored none)."""
+    import pyarrow.parquet as pq
+
+    if not (path / "members.parquet").is_file():
+        return [], []
+    t = pq.read_table(path / "members.parquet").to_pydict()
+    rows = [dict(zip(t, vals)) for vals in zip(*t.values())]
+    c = store.read_metrics(path).to_pydict() if (path / "metrics.parquet").is_file() else {}
+    curves = [{k: np.asarray(v, dtype=object if k == "metric" else None) for k, v in c.items()}] if c else []
+    return rows, curves
+
+
+def run_emc(cfg: CapacityConfig, root: Path | str | None = None, on_progress=None, prepared=None,
+            resume: Path | None = None) -> dict:
     """Search EMC for every seed, store everything, draw the figures; returns the summary.
-    on_progress(rounds done as a float, trainings running)."""
+    on_progress(rounds done as a float, trainings running). resume: the folder of a killed search (its
+    config.toml is `cfg`): its finished rounds are replayed from members.parquet, the rest trained."""
     t0 = time.perf_counter()
     root = Path(root or store.default_root())
     dev, base, ens = prepared or prepare(cfg, root)
     seeds = [cfg.train.seed + i for i in range(cfg.train.seeds)]
     s = cfg.search
-    with store.open_run(root, cfg.name, cfg.to_toml(), devmod.environment(dev)) as run:
+    env = devmod.environment(dev)
+    prior = read_prior(Path(resume)) if resume is not None else ([], [])
+    opened = (store.reopen_run(resume, env) if resume is not None
+              else store.open_run(root, cfg.name, cfg.to_toml(), env))
+    with opened as run:
         def on_round(rows, curves):
             write_tables(run, rows, curves)
             run.mark_started()  # a finished round is kept if the search is interrupted later
 
-        result, per_seed, rows, curves, cost = run_search(cfg, base, ens, dev, seeds, on_progress, on_round)
+        result, per_seed, rows, curves, cost = run_search(cfg, base, ens, dev, seeds, on_progress, on_round,
+                                                          prior)
         summary = {"lab": cfg.lab, "preset": cfg.name, "run_dir": str(run.path), "run_id": run.id,
                    "wall_s": 0.0, "train_wall_s": round(cost["wall"], 3), "model_steps": cost["model_steps"],
                    **summarize(per_seed), "params": ens.n_params, "trainings": result.trainings,
                    "rounds": len(result.rounds), "per_seed": per_seed, "tol": s.tol,
+                   "resumed_rounds": len({r["round"] for r in prior[0]}),
                    "data": {"name": cfg.data.name, "labels": cfg.data.labels, "inputs": cfg.data.inputs,
                             "classes": base.n_classes, "n_train": len(base.y_train)},
                    "model": {"kind": cfg.model.kind, "width": cfg.model.width, "depth": cfg.model.depth,

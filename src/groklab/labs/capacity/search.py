@@ -134,9 +134,16 @@ class EMCSearch:
 
 
 def search(fits: Callable[[list[tuple[int, int]]], list[bool]], seeds: list[int], n_min: int, n_max: int,
-           k: int = 3, tol: float = 0.05, max_rounds: int = 12, on_round: Callable | None = None) -> SearchResult:
-    """Run the search with `fits([(seed, n), ...]) -> [fitted, ...]` (one call per round: one ensemble)."""
+           k: int = 3, tol: float = 0.05, max_rounds: int = 12, on_round: Callable | None = None,
+           done: list[list[tuple[int, int, bool]]] = ()) -> SearchResult:
+    """Run the search with `fits([(seed, n), ...]) -> [fitted, ...]` (one call per round: one ensemble).
+    `done`: rounds already trained (seed, n, fitted), replayed first (resume after a kill); each must be
+    exactly the round the search would have asked for (else ValueError: not this search's rounds)."""
     s = EMCSearch(seeds, n_min, n_max, k, tol, max_rounds)
+    for results in done:
+        if sorted((seed, n) for seed, n, _ in results) != sorted(s.next_round()):
+            raise ValueError(f"round {len(s.rounds) + 1} of the stored search is not the one this config asks for")
+        s.record(results)
     while cands := s.next_round():
         ok = fits(cands)
         s.record([(seed, n, bool(f)) for (seed, n), f in zip(cands, ok)])

@@ -5,6 +5,7 @@ each training (config.py's docstring states the rule)."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,17 +25,26 @@ FIT_ACC = 1.0 - 1e-7  # 100% train accuracy: every one of a training's n < 10^6 
 INPUTS = {"real": "semantic", "gaussian": "gaussian_inputs", "permuted": "permute_pixels"}
 
 
-def load_base(cfg, cache_dir: Path | None) -> TaskData:
-    """The train/test set of the config (classes merged if data.classes); GroklabError on bad input."""
+@functools.lru_cache(maxsize=4)
+def _built(name: str, data_dir: str, cache_dir: str | None, kw: tuple) -> TaskData:
+    """load_dataset, remembered in-process: a sweep's groups share one build of their data set."""
     from groklab.data.loaded import load_dataset
 
+    return load_dataset(name, Path(data_dir) if data_dir else None, Path(cache_dir) if cache_dir else None,
+                        **dict(kw))
+
+
+def load_base(cfg, cache_dir: Path | None) -> TaskData:
+    """The train/test set of the config (classes merged if data.classes); GroklabError on bad input.
+    Built sets are cached on disk in data.cache_dir if given, else in `cache_dir` (None: in-process only)."""
     d = cfg.data
     kw = {"seed": d.seed}
     if cfg.data_name == "mnist1d":
         kw["num_samples"] = d.mnist1d_samples
     if d.data_dir and not Path(d.data_dir).is_dir():
         raise GroklabError(f"data.data_dir: no such folder {d.data_dir!r}")
-    base = load_dataset(cfg.data_name, Path(d.data_dir) if d.data_dir else None, cache_dir, **kw)
+    cache = d.cache_dir or (str(cache_dir) if cache_dir is not None else None)
+    base = _built(cfg.data_name, d.data_dir, cache, tuple(sorted(kw.items())))
     if d.n_test and d.n_test < len(base.y_test):
         base = TaskData(base.x_train, base.y_train, base.x_test[:d.n_test], base.y_test[:d.n_test], base.n_classes)
     if d.classes:
