@@ -21,7 +21,7 @@ from pathlib import Path
 
 from groklab import GroklabError
 
-LABS = ("grokking", "compression", "capacity")
+LABS = ("grokking", "compression", "capacity", "curves")
 
 
 @dataclass
