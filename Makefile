@@ -21,7 +21,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --durations=15  # two workers, one torch thread each (tests/conftest.py)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
