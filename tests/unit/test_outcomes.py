@@ -31,3 +31,19 @@ def test_first_step_and_summary():
     assert settled_mask(hist, AnalysisConfig()).tolist() == [True]
     hist["test_acc"][0, -1] = 0.5
     assert settled_mask(hist, AnalysisConfig()).tolist() == [False]
+
+
+def test_loss_floor_bounds_the_ratio_like_pairs_float32_loss():
+    """Rule 3 with PAIR's float32 floor: a train loss that falls to 1e-12 no longer makes a ratio of 1e9."""
+    tr, te = [1, 1e-4, 1e-12, 1e-12], [1, 1e-3, 1e-4, 1e-8]  # test loss 1e-4 while train is at 1e-12
+    assert classify(tr, te) == "grok"  # 1e-4 / 1e-12 = 1e8 >= 5e4
+    floor = 2.0**-23  # 1.19e-7: max ratio 1e-4 / 1.19e-7 = 839 < 5e4
+    assert classify(tr, te, loss_floor=floor) == "direct"
+    assert classify(tr, [1, 1e-3, 1e-2, 1e-8], loss_floor=floor) == "grok"  # 1e-2 / 1.19e-7 = 8.4e4
+    assert classify([1, 1e-3, 2e-5], [1, 1, 1], loss_floor=floor) == "fail"  # rules 1-2 unchanged
+    assert classify([1, 1e-7, 1e-12], [1, 1, 1e-6], loss_floor=floor) == "grok"
+    hist = {"train_acc": np.ones((1, 5)), "test_acc": np.ones((1, 5)),
+            "train_loss": np.array([[1, 1e-3, 1e-12, 1e-12, 1e-12]]),
+            "test_loss": np.array([[1, 1e-3, 1e-4, 1e-6, 1e-8]])}
+    assert member_summary(STEPS, hist, 0, AnalysisConfig())["outcome"] == "grok"
+    assert member_summary(STEPS, hist, 0, AnalysisConfig(loss_floor=floor))["outcome"] == "direct"

@@ -85,6 +85,8 @@ class AnalysisConfig:
     fail_loss: float = opt(1e-5, "PAIR rule 1: min train loss above this -> fail", gt=0)
     memorize_loss: float = opt(1e-5, "PAIR rule 2: min test loss above this -> memorize", gt=0)
     direct_ratio: float = opt(5e4, "PAIR rule 3: max test/train loss ratio below this -> direct", gt=0)
+    loss_floor: float = opt(0.0, "rule 3 reads losses below this as this (PAIR's float32 parity sweep: "
+                            "1.1920929e-7 = 2^-23); 0 = off", ge=0)
     freq_threshold: float = opt(0.5, "a neuron counts in Fourier analysis if its top coefficient has "
                                 "at least this fraction of its weight norm", ge=0, le=1)
 

@@ -14,9 +14,12 @@ def first_step(steps: np.ndarray, values: np.ndarray, threshold: float) -> int |
 
 
 def classify(train_loss: np.ndarray, test_loss: np.ndarray, fail_loss: float = 1e-5,
-             memorize_loss: float = 1e-5, direct_ratio: float = 5e4) -> str:
+             memorize_loss: float = 1e-5, direct_ratio: float = 5e4, loss_floor: float = 0.0) -> str:
     """PAIR's rules in order: min train loss > fail_loss -> fail; min test loss > memorize_loss ->
-    memorize; max(test/train) < direct_ratio -> direct; else grok. NaNs (unlogged steps) are ignored."""
+    memorize; max(test/train) < direct_ratio -> direct; else grok. NaNs (unlogged steps) are ignored.
+    In rule 3 both losses count as at least `loss_floor`: PAIR's float32 cross-entropy never logged a
+    mean below 2^-23 ≈ 1.19e-7, so its ratio is bounded by test loss / 1.19e-7; a loss free to fall to
+    1e-12 would turn the same curves from "direct" into "grok"."""
     tr, te = np.asarray(train_loss, float), np.asarray(test_loss, float)
     ok = ~(np.isnan(tr) | np.isnan(te))
     if not ok.any():
@@ -26,8 +29,9 @@ def classify(train_loss: np.ndarray, test_loss: np.ndarray, fail_loss: float = 1
         return "fail"
     if te.min() > memorize_loss:
         return "memorize"
+    floor = max(float(loss_floor), np.finfo(float).tiny)
     with np.errstate(over="ignore"):
-        ratio = te / np.maximum(tr, np.finfo(float).tiny)
+        ratio = np.maximum(te, floor) / np.maximum(tr, floor)
     return "direct" if ratio.max() < direct_ratio else "grok"
 
 
@@ -49,7 +53,7 @@ def member_summary(steps: np.ndarray, hist: dict[str, np.ndarray], i: int, a) ->
         "step_memorized": first_step(steps, hist["train_acc"][i], a.memorized_acc),
         "step_generalized": first_step(steps, hist["test_acc"][i], a.generalized_acc),
         "outcome": classify(hist["train_loss"][i], hist["test_loss"][i], a.fail_loss, a.memorize_loss,
-                            a.direct_ratio),
+                            a.direct_ratio, a.loss_floor),
         "last_step": int(steps[last]),
         "peak_test_acc": float(np.nanmax(hist["test_acc"][i])),
         "step_peak_test_acc": int(steps[np.nanargmax(hist["test_acc"][i])]),  # reverse grokking: peak > final
