@@ -31,6 +31,10 @@ y = "data.n_train"
 "train.steps" = 200
 """
 
+CAPACITY = [a for kv in ("data.mnist1d_samples=1000", "search.n_min=20", "search.n_max=300", "search.tol=0.5",
+                         "search.max_epochs=150", "search.check_every=10", "search.window=20", "train.seeds=1",
+                         "model.width=6") for a in ("--set", kv)]
+
 
 def train(jobs: dict[str, list], runs: Path) -> dict[str, Path]:
     """Run the CLI jobs side by side (one thread each); {name: run folder}."""
@@ -57,6 +61,7 @@ def pages(tmp_path_factory):
         "parity": ["grok", "--preset", "parity-demo", "--seeds", "1", "--steps", "200"],
         "compress": ["compress", "train", "--preset", "addition-tiny", "--steps", "60"],
         "sweep": ["sweep", "--config", runs.parent / "grid.toml", "--threads", "1"],
+        "capacity": ["capacity", "emc", "--preset", "emc-demo", "--threads", "1", *CAPACITY],
     }, runs)
     return {**{k: p / "report.html" for k, p in made.items()}, "index": build_index(runs), "runs": runs}
 
@@ -99,15 +104,15 @@ def js(page, expr: str):
 
 
 def test_reports_are_single_files_under_8mb_and_indexed(pages):
-    for kind in ("grok", "parity", "compress", "sweep"):
+    for kind in ("grok", "parity", "compress", "sweep", "capacity"):
         assert pages[kind].is_file() and pages[kind].stat().st_size < MAX_BYTES, kind
         assert "<script src" not in pages[kind].read_text()  # nothing loaded from elsewhere
     index = pages["index"].read_text()
-    for kind in ("grok", "parity", "compress", "sweep"):
+    for kind in ("grok", "parity", "compress", "sweep", "capacity"):
         assert f'href="{pages[kind].parent.name}/report.html"' in index
 
 
-@pytest.mark.parametrize("kind", ["grok", "parity", "compress", "sweep", "index"])
+@pytest.mark.parametrize("kind", ["grok", "parity", "compress", "sweep", "capacity", "index"])
 def test_page_loads_offline_without_errors(opened, kind, tmp_path):
     page, problems = opened(kind)
     if kind != "index":
@@ -200,3 +205,15 @@ def test_report_cli_writes_a_page_and_rejects_bad_input_in_one_line(pages, tmp_p
         assert run(*args) == 2
         err = capsys.readouterr().err
         assert says in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_capacity_page_shows_every_training_of_the_search(opened, pages):
+    import pyarrow.parquet as pq
+
+    page, problems = opened("capacity")
+    n = pq.read_table(pages["capacity"].parent / "members.parquet").num_rows
+    shown = json.loads(js(page, "document.getElementById('search').data.filter(t => t.mode === 'markers')"
+                                ".reduce((a, t) => a + t.y.length, 0)"))
+    assert shown == n  # one marker per training, fitted or not
+    curves = json.loads(js(page, "document.getElementById('curves').data.length"))
+    assert curves == n and page.get_by_text("Every training", exact=True).count() == 1 and problems == []

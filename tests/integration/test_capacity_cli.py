@@ -110,7 +110,8 @@ def test_sweep_one_emc_search_per_group(runs, tmp_path):
 def test_emc_kill_9_after_a_round_then_resume_equals_uninterrupted(tmp_path):
     """A real SIGKILL once round 1 is stored; --resume keeps that round (not retrained) and ends with the
     brackets, trainings and member table of an uninterrupted search; the sweep writes nothing outside --out."""
-    args = ["capacity", "emc", "--preset", "emc-demo", *TINY, "--set", "model.width=6", "--set", "search.max_epochs=300"]
+    args = ["capacity", "emc", "--preset", "emc-demo", *TINY, "--set", "model.width=6",
+            "--set", "search.max_epochs=300"]
     killed = tmp_path / "killed"
     run = start_and_kill(args, killed, lambda p: (p / "members.parquet").is_file())
     rounds_kept = set(pq.read_table(run / "members.parquet").column("round").to_pylist())

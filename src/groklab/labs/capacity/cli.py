@@ -84,5 +84,6 @@ def print_emc(s: dict) -> None:
               f"({s['device']}, {s['threads']} threads)", highlight=False)
     out.print(f"rule: {s['rule']}", highlight=False, soft_wrap=True)
     out.print(f"run folder: {s['run_dir']}")
+    out.print(f"report: groklab report {s['run_dir']}", soft_wrap=True, highlight=False)
     for f in s.get("figures", []):
         out.print(f"figure: {f}")

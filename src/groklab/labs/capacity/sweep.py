@@ -142,6 +142,8 @@ def _arch(spec, pts, keys, out: Path) -> Path:
     ax.plot(lim, lim, "--", color="0.5", lw=1, label="EMC = parameters")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    for axis in (ax.xaxis, ax.yaxis):  # decade labels only: minor ones overlap on a short log axis
+        axis.set_minor_formatter(plot.plt.NullFormatter())
     ax.set_xlabel("parameters")
     ax.set_ylabel("samples fitted to 100% (EMC)")
     ax.set_title(f"{spec.name}: EMC vs parameters (solid: wider, dotted: deeper)", fontsize=9)
