@@ -94,7 +94,7 @@ def gap(pts: list[dict], keys: list[str]) -> dict:
                      "emc_gap": (s["emc"] - r["emc"]) / s["emc"], "test_acc": s["test_acc"],
                      "gen_gap": 1.0 - s["test_acc"]})
     r, lo, hi = pearson_ci(np.array([q["gen_gap"] for q in rows]), np.array([q["emc_gap"] for q in rows]))
-    return {"rows": rows, "r": r, "ci": [lo, hi], "n": len(rows)}
+    return {"rows": rows, "r": r, "ci": [lo, hi], "n": len(rows), "left_out": len(pairs) - len(rows)}
 
 
 def slope(xs: list[float], ys: list[float]) -> float | None:
@@ -155,7 +155,9 @@ def findings(study: str, pts: list[dict], keys: list[str]) -> list[str]:
     """One line per number the study measures (for study.md and the report)."""
     if study == "gap":
         g = gap(pts, keys)
-        return [f"{g['n']} configurations: Pearson r(generalization gap, relative EMC gap) = {g['r']:.2f}, "
+        out = (f" ({g['left_out']} more left out: no semantic or no random EMC inside the search range)"
+               if g["left_out"] else "")
+        return [f"{g['n']} configurations{out}: Pearson r(generalization gap, relative EMC gap) = {g['r']:.2f}, "
                 f"95% bootstrap CI [{g['ci'][0]:.2f}, {g['ci'][1]:.2f}] (the paper: negative, < -0.8)"]
     if study == "arch":
         out = []

@@ -95,7 +95,7 @@ def study_figures(spec, t: dict, keys: list[str], column, out: Path) -> list[Pat
         text.append(studies.markdown(["configuration", "parameters", "EMC semantic", "EMC random",
                                       "relative EMC gap", "test acc@EMC", "generalization gap"],
                                      [[q[k] for k in ("config", "params", "emc_semantic", "emc_random", "emc_gap",
-                                                      "test_acc", "gen_gap")] for q in g["rows"]]))
+                                                      "test_acc", "gen_gap")] for q in g["rows"]]) + "\n")
     text.append(studies.markdown(head, rows))
     (out.parent / "study.md").write_text("".join(text))
     draw = {"gap": _gap, "arch": _arch, "lines": _lines, "bars": _bars}[which]
