@@ -29,6 +29,8 @@ def test_kind_of_each_preset_grid():
                          "data.labels": ["semantic", "random"]}) == "gap"
     assert studies.kind(["model.kind", "model.width"], {"model.kind": ["mlp"], "model.width": [4]}) == "arch"
     assert studies.kind(["optim.name"], {"optim.name": ["sgd", "gd"]}) == "bars"
+    assert studies.kind(["model.act", "model.width", "model.kind"], {"model.act": ["relu", "tanh"],
+                        "model.width": [8, 16], "model.kind": ["mlp"]}) == "bars"
 
 
 def test_points_average_the_seeds():

@@ -9,7 +9,8 @@ Kinds of study, told from the grid's axes:
 - arch: model.kind, or model.width with model.depth (emc-arch): EMC against parameters, EMC / parameters
   per architecture, and log-log slopes of EMC against parameters along width and along depth.
 - lines: a numeric x axis (emc-classes: data.classes): EMC against x, one line per y value.
-- bars: categorical axes (emc-labels, emc-activation, emc-optim): EMC per x value, grouped by y.
+- bars: activations, optimizers or input conditions on an axis, or categorical axes otherwise (emc-labels,
+  emc-activation, emc-optim): EMC per x value, grouped by y.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ def kind(keys: list[str], grid: dict[str, list]) -> str:
     if LABEL_AXIS in keys and {"semantic", "random"} <= set(grid[LABEL_AXIS]) and \
             not set(others) <= {"data.inputs", "data.classes"} and math.prod(len(grid[k]) for k in others) >= 3:
         return "gap"
+    if {"model.act", "optim.name", "data.inputs"} & set(keys):  # conditions compared side by side
+        return "bars"
     if "model.kind" in keys or {"model.width", "model.depth"} <= set(keys):
         return "arch"
     if len(keys) and all(isinstance(v, int | float) and not isinstance(v, bool) for v in grid[keys[0]]):
