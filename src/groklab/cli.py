@@ -50,14 +50,16 @@ def sweep(preset: str | None = PRESET,
     if address is not None and backend != "ray":
         raise GroklabError("--address: only with --backend ray")
     if backend == "ray":
-        from groklab.sweep.ray_backend import import_ray
+        from groklab.sweep.ray_backend import check_address, import_ray
 
         import_ray()  # one line naming the extra when Ray is missing, before any work
+        check_address(address)
     if resume is None:
         if config_file is not None:
             if not config_file.is_file():
                 raise GroklabError(f"--config: no such file {str(config_file)!r}")
-            raw, name = config.read_toml(config_file.read_text(), f"--config {config_file}"), config_file.stem
+            raw = config.read_toml(config.read_text(config_file, "--config"), f"--config {config_file}")
+            name = config_file.stem
         elif preset:
             raw, name = config.load_preset_raw(preset, "sweep"), preset
         else:

@@ -298,6 +298,16 @@ def preset_names(lab: str | None = None) -> list[str]:
     return sorted(n for n, (folder, _) in _preset_files().items() if lab is None or folder == lab)
 
 
+def read_text(path: Path, where: str) -> str:
+    """A text file's content; one line naming `where` if it cannot be read or is not UTF-8."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise GroklabError(f"{where}: {path} is unreadable ({e.strerror})") from None
+    except UnicodeDecodeError as e:
+        raise GroklabError(f"{where}: {path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
 def read_toml(text: str, where: str) -> dict:
     try:
         return tomllib.loads(text)
@@ -336,7 +346,7 @@ def load_config(preset: str | None = None, config_file: str | Path | None = None
         path = Path(config_file)
         if not path.is_file():
             raise GroklabError(f"--config: no such file {str(path)!r}")
-        cfg = from_dict(read_toml(path.read_text(), f"--config {path}"), cfg)
+        cfg = from_dict(read_toml(read_text(path, "--config"), f"--config {path}"), cfg)
     for text in overrides:
         key, value = parse_override(text)
         set_field(cfg, key, value)
@@ -349,8 +359,5 @@ def load_config(preset: str | None = None, config_file: str | Path | None = None
 def load_run_config(path: str | Path):
     """The resolved config a run folder was made with (its lab from the `lab` key)."""
     p = Path(path) / "config.toml"
-    try:
-        raw = read_toml(p.read_text(), str(p))
-    except OSError as e:
-        raise GroklabError(f"{p}: unreadable ({e.strerror})") from None
+    raw = read_toml(read_text(p, "RUN"), str(p))
     return validate(from_dict(raw, root_class(str(raw.get("lab", "grokking")))()))

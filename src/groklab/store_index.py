@@ -127,8 +127,11 @@ def read_summary(path: Path) -> dict:
 
 
 def read_metrics(path: Path):
-    """The long metrics table as a pyarrow Table."""
-    return pq.read_table(Path(path) / "metrics.parquet")
+    """The long metrics table as a pyarrow Table (a one-line GroklabError if the file is unreadable)."""
+    try:
+        return pq.read_table(Path(path) / "metrics.parquet")
+    except (OSError, pa.ArrowException) as e:
+        raise GroklabError(f"{path}/metrics.parquet: unreadable ({_line(e)})") from None
 
 
 def query(sql: str, root: Path | None = None):

@@ -74,6 +74,11 @@ def parse_spec(raw: dict, name: str, scale: str = "full", overrides: list[tuple[
     seeds = raw.get("seeds", 1)
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise GroklabError(f"seeds: expected an integer >= 1, got {seeds!r}")
+    for key, kind, what in (("set", dict, "a table of base overrides"), ("base", str, "a preset name"),
+                            ("x", str, "a grid axis"), ("y", str, "a grid axis"), ("facet", str, "a grid axis"),
+                            ("description", str, "a string"), ("source", str, "a string")):
+        if key in raw and not isinstance(raw[key], kind):
+            raise GroklabError(f"{key}: expected {what}, got {raw[key]!r}")
     grid = raw.get("grid", {})
     if not isinstance(grid, dict) or not grid:
         raise GroklabError("grid: a sweep needs at least one axis, e.g. \"optim.weight_decay\" = [0.1, 1.0]")
@@ -112,7 +117,8 @@ def check_spec(spec: SweepSpec) -> None:
 def base_config(spec: SweepSpec) -> Config:
     if not spec.base:
         raise GroklabError("base: a sweep needs `base = \"<preset>\"` (a preset of a lab that sweeps)")
-    load_preset_raw(spec.base)
+    if load_preset_raw(spec.base).get("lab") == "sweep":
+        raise GroklabError(f"base: {spec.base!r} is a sweep preset; a sweep's base is a preset of a lab that sweeps")
     cfg = load_config(spec.base)
     for k, v in spec.sets.items():
         set_field(cfg, k, v)

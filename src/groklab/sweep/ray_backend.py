@@ -45,6 +45,16 @@ def _reachable(addr: str, timeout: float = 3.0) -> bool:
         return False
 
 
+def check_address(address: str | None) -> tuple[str | None, str]:
+    """(the address to use, where it came from); one line if nothing answers there (before any work)."""
+    source = "--address" if address else "RAY_ADDRESS"
+    addr = address or os.environ.get("RAY_ADDRESS") or None
+    if addr is not None and addr not in ("auto", "local") and not _reachable(addr):
+        raise GroklabError(f"{source}: no Ray cluster answers at {addr!r} (start one with `ray start --head`, "
+                           f"or leave out --address for a local Ray)")
+    return addr, source
+
+
 @dataclass
 class Session:
     """A connection to Ray for one sweep: the remote function, the resources a task asks for."""
@@ -84,11 +94,7 @@ def connect(address: str | None, threads: int, device: str, budget: int) -> Sess
     """Start a local Ray (no address) or connect to a cluster; one line for a missing Ray, an unreachable
     address or a request the cluster cannot meet. `budget`: CPUs of a local Ray."""
     ray = import_ray()
-    source = "--address" if address else "RAY_ADDRESS"
-    addr = address or os.environ.get("RAY_ADDRESS") or None
-    if addr is not None and addr not in ("auto", "local") and not _reachable(addr):
-        raise GroklabError(f"{source}: no Ray cluster answers at {addr!r} (start one with `ray start --head`, "
-                           f"or leave out --address for a local Ray)")
+    addr, source = check_address(address)
     kw = dict(log_to_driver=False, logging_level=logging.ERROR)
     try:
         if addr is None or addr == "local":

@@ -28,10 +28,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from groklab import GroklabError, store
-from groklab.config import validate
+from groklab.config import read_text, validate
 from groklab.engine import device as devmod
 from groklab.sweep import GroupResult
-from groklab.sweep.grid import SweepSpec, groups, lab_sweep
+from groklab.sweep.grid import SweepSpec, groups, lab_sweep, parse_spec
 
 BACKENDS = ("local", "ray")
 
@@ -48,9 +48,17 @@ def open_resume(path: Path) -> tuple[store.Run, SweepSpec]:
     if not f.is_file():
         raise GroklabError(f"--resume: {path} is not a sweep folder (no sweep.json)")
     try:
-        spec = SweepSpec(**json.loads(f.read_text()))
+        d = json.loads(read_text(f, "--resume"))
+        spec = SweepSpec(**d)
     except (json.JSONDecodeError, TypeError) as e:
-        raise GroklabError(f"--resume: {f} is unreadable ({e})") from None
+        raise GroklabError(f"--resume: {f} is unreadable ({str(e).splitlines()[0]})") from None
+    try:  # the spec as written, checked again like a preset (a damaged sweep.json says so here)
+        spec = parse_spec({"lab": "sweep", "base": d["base"], "seeds": d["seeds"], "grid": d["grid"], "set": d["sets"],
+                           **{k: d[k] for k in ("x", "y", "facet", "description", "source") if d.get(k) is not None}},
+                          spec.name, overrides=())
+    except GroklabError as e:
+        raise GroklabError(f"--resume: {f}: {e}") from None
+    spec.scale = d["scale"]
     if store.is_complete(path):
         raise GroklabError(f"--resume: {path} is already complete")
     return store.Run(path), spec
