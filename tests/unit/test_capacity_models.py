@@ -105,3 +105,10 @@ def test_activation_reaches_every_architecture_and_params_are_counted(kind):
         outs[act] = mod(base.x_train[:4])
     assert len(set(counts.values())) == 1  # the activation has no parameters
     assert not np.allclose(outs["relu"].detach().numpy(), outs["tanh"].detach().numpy())
+
+
+def test_a_diverging_shampoo_training_stops_as_diverged_not_fitted(shampoo):
+    cfg, base, ens = shampoo
+    wild = load(None, None, [*SHAMPOO, "optim.lrs=shampoo:1e8"])
+    r = train_round_looped(wild, base, ens, [(0, 60)], CPU)
+    assert r.status == ["diverged"] and not r.fitted[0] and r.steps[0] < 30

@@ -12,6 +12,7 @@ One difference from the batched path: each training keeps its own clock. Its epo
 of its own n, its checks come every `search.check_every` of its epochs and its lr schedule runs over its
 own step cap (max_epochs epochs); the batched path counts a round's checks and schedule in epochs of the
 round's largest candidate. With full batch (one step per epoch for every n) the two coincide.
+A training whose loss turns non-finite (or whose preconditioner roots fail) stops as `diverged`: not fitted.
 """
 
 from __future__ import annotations
@@ -71,7 +72,13 @@ def train_alone(cfg, base, ens, seed: int, n: int, device: torch.device) -> dict
             loss = member_losses(logits, b.y, mask=b.mask, **loss_kw).sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
+            try:
+                if not torch.isfinite(loss):
+                    raise torch.linalg.LinAlgError("non-finite loss")
+                opt.step()  # Shampoo's matrix roots fail (LinAlgError) once the statistics hold inf/NaN
+            except torch.linalg.LinAlgError:
+                status = "diverged"  # counted unfitted; its metrics are those of the last check
+                break
             model_steps += 1
         if step != log_steps[li]:
             continue
@@ -87,7 +94,7 @@ def train_alone(cfg, base, ens, seed: int, n: int, device: torch.device) -> dict
             status = rule.status[0] if rule.status[0] != "running" else (
                 "fitted" if hist["train_acc"][0, li - 1] >= FIT_ACC else "capped")
             break
-    done = np.array(log_steps[:li])
+    done = np.array(log_steps[:li])  # the checks made (step 0 always)
     return {"status": status, "steps": int(done[-1]), "epochs": done[-1] / spe, "grad_norm": rule.grad_norm[0],
             "final": {k: hist[k][0, li - 1] for k in METRICS}, "model_steps": model_steps,
             "curves": {"step": np.tile(done, len(METRICS)), "epoch": np.tile(done / spe, len(METRICS)),
