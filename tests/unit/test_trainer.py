@@ -56,3 +56,42 @@ def test_snapshot_steps_log_spaced():
     assert s[0] == 0 and s[1] == 1 and s[-1] == 50_000 and len(s) <= 25
     assert all(b > a for a, b in zip(s, s[1:]))
     assert snapshot_steps(100, 0) == []
+
+
+def test_pair_mlp_float32_gradient_keeps_well_fitted_examples():
+    """PAIR's MLP deep in memorization (per-example losses 1e-12..1e-6): the hand-written float32 backward
+    matches float64 autograd; float32 p_y − 1 would drop the target's gradient of every example whose loss
+    is below 6e-8 (measured here: a ~20% error of the largest gradient entry)."""
+    from groklab.data.modular import modular_task
+    from groklab.nn.mlp import PairMLP
+
+    data = modular_task(13, "add", 0.5, False, seed=0)
+    model = PairMLP(13, 13, hidden=6, embed_size=10)
+    for seed in (0, 1):
+        params = model.init([seed], torch.ones(1) * 8)  # large weights: confident, like a memorized net
+        y = model.forward(params, data.x_train)[0].argmax(-1)  # labels it already fits
+        _, grads = model.loss_grads(params, data.x_train, y, "pair")
+        p64 = {k: v.double().requires_grad_(True) for k, v in params.items()}
+        logp = torch.log_softmax(model.forward(p64, data.x_train), -1)  # (1, N, C) float64
+        ref = -logp.gather(-1, y.view(1, -1, 1)).mean() / 13
+        for k, g in zip(p64, torch.autograd.grad(ref, list(p64.values()))):
+            assert_close_scaled(grads[k][0].double(), g[0], 2e-3, f"{k} seed {seed}")
+
+
+def test_bit_mlp_reads_bits_as_0_1_with_the_bias_column_kept():
+    """model.mlp.bits = "01" (PAIR's 0/1 sequences): the same net as pm1 fed (x + 1) / 2, loss and grads."""
+    from groklab.nn.mlp import BitMLP
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([torch.randint(0, 2, (50, 6), generator=g).float() * 2 - 1, torch.ones(50, 1)], 1)  # (N, 7)
+    y = torch.randint(0, 2, (50,), generator=g)
+    m01, mpm = BitMLP(7, 2, hidden=5, bits="01"), BitMLP(7, 2, hidden=5)
+    params = m01.init([0, 1], torch.ones(2))
+    x01 = (x + 1) / 2
+    assert x01[:, -1].eq(1).all() and set(x01[:, :-1].unique().tolist()) == {0.0, 1.0}
+    assert_close_scaled(m01.forward(params, x), mpm.forward(params, x01), 1e-6, "logits")
+    (l1, g1), (l2, g2) = m01.loss_grads(params, x, y), mpm.loss_grads(params, x01, y)
+    assert_close_scaled(l1, l2, 1e-6, "loss")
+    for k in g1:
+        assert_close_scaled(g1[k], g2[k], 1e-6, k)
+    assert not torch.allclose(mpm.forward(params, x), m01.forward(params, x))  # the encoding matters

@@ -20,7 +20,7 @@ def make_model(cfg, data):
                            n_heads=m.n_heads, d_mlp=m.d_mlp, n_layers=m.n_layers, layernorm=m.layernorm,
                            init=m.init)
     return BitMLP(d_in=data.x_train.shape[1], n_classes=data.n_classes, hidden=m.hidden, act=m.act,
-                  init=m.init)
+                  init=m.init, bits=m.bits)
 
 
 def activation(name: str):

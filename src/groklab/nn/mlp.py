@@ -128,14 +128,18 @@ class PairMLP:
         logits = torch.bmm(h, ut.transpose(1, 2))  # (M, N, C)
         g = torch.softmax(logits, -1)  # (M, N, C)
         tgt = y.expand(m, n).unsqueeze(-1)  # (M, N, 1)
-        p_y = g.gather(-1, tgt).squeeze(-1)  # (M, N)
-        nll = -p_y.log()  # (M, N)
-        tiny = p_y < 1e-30
+        p_y = g.gather(-1, tgt)  # (M, N, 1)
+        # 1 − p_y as the sum of the other classes' probabilities, never as 1 − p_y: in float32 p_y rounds to
+        # a multiple of 2^-24 near 1, so p_y − 1 would lose the target's gradient of every well-fitted
+        # example (all of it below a loss of 6e-8) while its wrong classes keep theirs
+        rest = g.scatter_(-1, tgt, 0.0).sum(-1, keepdim=True)  # (M, N, 1)
+        nll = torch.log1p(rest / p_y).squeeze(-1)  # (M, N) = −log p_y, exact for tiny losses
+        tiny = p_y.squeeze(-1) < 1e-30
         if bool(tiny.any()):  # confidently wrong: recover the exact loss from the logits
             nll[tiny] = logits[tiny].logsumexp(-1) - logits.gather(-1, tgt).squeeze(-1)[tiny]
         del logits
         loss = nll.mean(1)  # (M,)
-        g.scatter_add_(-1, tgt, torch.full((1, 1, 1), -1.0, device=g.device).expand(m, n, 1))
+        g.scatter_(-1, tgt, -rest)  # softmax − onehot, the target's entry = −(1 − p_y)
         g.mul_(1.0 / (n * c) if reduction == "pair" else 1.0 / n)  # dloss/dlogits
         d_ut.copy_(torch.bmm(g.transpose(1, 2), h))  # (M, C, H), small
         d_pre = torch.bmm(g, ut)  # (M, N, H)
@@ -148,11 +152,19 @@ class PairMLP:
 
 
 class BitMLP:
-    """logits = act(x @ W1) @ W2 for x in {-1, +1}^d (a bias, if any, is a constant input column)."""
+    """logits = act(x @ W1) @ W2 for x in {-1, +1}^d (a bias, if any, is a constant input column).
 
-    def __init__(self, d_in: int, n_classes: int, hidden: int, act: str = "relu", init: str = "pair"):
+    bits = "01" reads each ±1 input as (x + 1) / 2 ∈ {0, 1} (PAIR's sequences of 0s and 1s); a constant-1
+    bias column stays 1. Same functions, but weight decay and the gradient of a 0 bit differ."""
+
+    def __init__(self, d_in: int, n_classes: int, hidden: int, act: str = "relu", init: str = "pair",
+                 bits: str = "pm1"):
         self.d, self.c, self.h = d_in, n_classes, hidden
         self.act_name, self.act, self.init_scheme = act, activation(act), init
+        self.bits01 = bits == "01"
+
+    def _x(self, x: torch.Tensor) -> torch.Tensor:
+        return (x + 1) * 0.5 if self.bits01 else x  # (N, d)
 
     def param_specs(self) -> list[tuple[str, tuple, int, bool]]:
         return [("w1", (self.d, self.h), self.d, False), ("w2", (self.h, self.c), self.h, False)]
@@ -161,7 +173,7 @@ class BitMLP:
         return init_members(self.param_specs(), seeds, scales, self.init_scheme)
 
     def hidden(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        return self.act(torch.matmul(x, params["w1"]))  # (N, d) @ (M, d, H) -> (M, N, H)
+        return self.act(torch.matmul(self._x(x), params["w1"]))  # (N, d) @ (M, d, H) -> (M, N, H)
 
     def forward(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         return self.hidden(params, x) @ params["w2"]  # (M, N, C)
@@ -183,7 +195,7 @@ class BitMLP:
         step = max(16, chunk_elems // (m * self.h))
         relu = self.act_name == "relu"
         for s in range(0, n_all, step):
-            xc, yc = x[s:s + step], y[s:s + step]  # (n, d), (n,)
+            xc, yc = self._x(x[s:s + step]), y[s:s + step]  # (n, d), (n,)
             n = len(yc)
             pre = torch.matmul(xc, w1)  # (M, n, H)
             h = pre.relu_() if relu else self.act(pre)  # (M, n, H); for ReLU, pre is gone (h > 0 is the mask)

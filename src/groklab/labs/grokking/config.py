@@ -50,6 +50,8 @@ class BitMLPConfig:
     hidden: int = opt(24, "hidden neurons", ge=1)
     act: str = opt("relu", "hidden activation", choices=ACTS)
     init: str = opt("pair", "initializer: pair = haiku defaults; torch = nn defaults", choices=("pair", "torch"))
+    bits: str = opt("pm1", "how the first layer reads a bit: pm1 = -1/+1, 01 = 0/1 (PAIR's sequences of 0s "
+                    "and 1s); the bias column stays 1", choices=("pm1", "01"))
 
 
 @dataclass
