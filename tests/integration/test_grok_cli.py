@@ -64,6 +64,8 @@ def test_parity_tiny(runs):
     (["--set", "train.device=tpu"], "train.device"),
     (["--seeds", "0"], "train.seeds"),
     (["--seeds", "x"], "--seeds"),
+    (["--preset", "pair-parity", "--set", "model.mlp.bits=pm2"], "model.mlp.bits"),
+    (["--preset", "pair-parity", "--set", "analysis.loss_floor=-1"], "analysis.loss_floor"),
 ])
 def test_bad_input_one_line_exit_2_no_run_folder(runs, args, field):
     proc = groklab("grok", *args, runs=runs, check=False)
