@@ -9,7 +9,10 @@ runs/<run-id>/
   summary.json      what the CLI prints           figures/*.png
   RUNNING           {"pid", "host"} while a process holds the run (open_run / reopen_run)
   INTERRUPTED       one line: why training stopped early; the folder and checkpoint are kept
-  COMPLETE          written last: a run without it was killed or is still running
+  COMPLETE          written last: a run without it was killed or is still running. It holds the time and
+                    the size and sha256 of every data file (.parquet .safetensors .json .toml) at that
+                    moment: a byte flipped or a file cut short later makes the run "damaged" (one line),
+                    and commands that name the run refuse it instead of decoding garbage
 
 Lifecycle (every lab):
     with store.open_run(root, name, cfg.to_toml(), env) as run:   # config.toml + env.json first
@@ -42,12 +45,14 @@ from safetensors.torch import save_file
 from groklab import GroklabError
 from groklab.store_index import (  # noqa: F401 - the reading side, re-exported: store.list_runs etc.
     COMPLETE,
+    DATA_SUFFIXES,
     INTERRUPTED,
     RUNNING,
     _holder,
     _line,
     damage,
     default_root,
+    hash_file,
     is_complete,
     last_skipped,
     list_runs,
@@ -159,7 +164,10 @@ class Run:
         """Mark the run finished (written last). Its resume checkpoint is no longer needed: removed first."""
         self.started = True
         shutil.rmtree(self.path / "checkpoint", ignore_errors=True)
-        self.write_text(COMPLETE, time.strftime("%Y-%m-%dT%H:%M:%S") + "\n")
+        files = {str(f.relative_to(self.path)): [f.stat().st_size, hash_file(f)]
+                 for f in sorted(self.path.rglob("*")) if f.is_file() and f.suffix in DATA_SUFFIXES
+                 and f.name not in (RUNNING, INTERRUPTED) and not f.name.startswith(".")}
+        self.write_text(COMPLETE, time.strftime("%Y-%m-%dT%H:%M:%S") + "\n" + json.dumps({"files": files}) + "\n")
 
     def abandon(self) -> None:
         """Remove a run that never started training (e.g. rejected input)."""

@@ -4,6 +4,7 @@ DuckDB index over complete runs. Damaged runs are listed with a one-line reason 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -15,6 +16,7 @@ import pyarrow.parquet as pq
 from groklab import GroklabError
 
 COMPLETE, INTERRUPTED, RUNNING = "COMPLETE", "INTERRUPTED", "RUNNING"
+DATA_SUFFIXES = (".parquet", ".safetensors", ".json", ".toml")  # the files COMPLETE's manifest covers
 last_skipped: list[tuple[str, str]] = []  # (run_id, reason) of the damaged runs the last query() skipped
 
 
@@ -36,16 +38,23 @@ def resolve(run: str | Path, root: Path | None = None) -> Path:
     """A run folder from a path or a run id (or a unique prefix of one) under the store root."""
     p = Path(run)
     if (p / "config.toml").is_file():
-        return p
+        return _checked(p)
     root = root or default_root()
     if p.is_absolute() or len(p.parts) != 1 or any(c in str(run) for c in "*?["):
         raise GroklabError(f"RUN: no run {str(run)!r} (not a run folder with config.toml)")
     hits = sorted(q for q in root.glob(f"{run}*") if q.is_dir()) if root.is_dir() else []
     if len(hits) == 1:
-        return hits[0]
+        return _checked(hits[0])
     if len(hits) > 1:
         raise GroklabError(f"RUN: {run!r} matches {len(hits)} runs; give more of the id")
     raise GroklabError(f"RUN: no run {run!r} (not a run folder, nor an id under {root})")
+
+
+def _checked(p: Path) -> Path:
+    """A run a command is about to read: a complete one must still match its COMPLETE manifest."""
+    if (bad := verify(p)) is not None:
+        raise GroklabError(f"RUN: {p.name} is damaged: {bad}")
+    return p
 
 
 def _holder(path: Path) -> tuple[str, bool] | None:
@@ -66,8 +75,54 @@ def _holder(path: Path) -> tuple[str, bool] | None:
     return f"pid {pid}", True
 
 
+def hash_file(f: Path) -> str:
+    h = hashlib.sha256()
+    with open(f, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def manifest(path: Path) -> dict | None:
+    """{relative path: [size, sha256]} that COMPLETE recorded, or None (no COMPLETE, or a run completed
+    before manifests existed); a damaged COMPLETE raises ValueError."""
+    f = Path(path) / COMPLETE
+    if not f.is_file():
+        return None
+    lines = f.read_text(errors="replace").splitlines()
+    if len(lines) < 2:
+        return None
+    files = json.loads(lines[1]).get("files")
+    if not isinstance(files, dict):
+        raise ValueError("no file list")
+    return files
+
+
+def verify(path: Path) -> str | None:
+    """One line naming the first data file of a complete run that is missing, cut short, extended or
+    changed since COMPLETE was written (size, then sha256), or None."""
+    path = Path(path)
+    try:
+        files = manifest(path)
+    except (ValueError, AttributeError, json.JSONDecodeError) as e:
+        return f"COMPLETE: unreadable file list ({_line(e)})"
+    for rel, entry in (files or {}).items():
+        f = path / rel
+        try:
+            size, digest = entry
+            if not f.is_file():
+                return f"{rel}: missing (listed in COMPLETE)"
+            if f.stat().st_size != size:
+                return f"{rel}: {f.stat().st_size} bytes, {size} when the run completed (truncated or extended)"
+            if hash_file(f) != digest:
+                return f"{rel}: corrupted (sha256 differs from the one recorded when the run completed)"
+        except (OSError, TypeError, ValueError) as e:
+            return f"{rel}: unreadable ({_line(e)})"
+    return None
+
+
 def damage(path: Path) -> str | None:
-    """One line saying which store file of a run is unreadable, or None. Cheap: parquet footers only."""
+    """One line saying which store file of a run is unreadable or changed since it completed, or None."""
     path = Path(path)
     f = path / "summary.json"
     if f.is_file() or is_complete(path):
@@ -82,7 +137,7 @@ def damage(path: Path) -> str | None:
                 pq.read_metadata(f)
         except (OSError, pa.ArrowException) as e:
             return f"{f.relative_to(path)}: unreadable ({_line(e)})"
-    return None
+    return verify(path)  # files that still parse but changed since the run completed
 
 
 def status(path: Path) -> tuple[str, str | None]:

@@ -200,6 +200,7 @@ def test_report_cli_writes_a_page_and_rejects_bad_input_in_one_line(pages, tmp_p
     shutil.copytree(pages["compress"].parent, unknown)
     s = json.loads((unknown / "summary.json").read_text())
     (unknown / "summary.json").write_text(json.dumps({**s, "lab": "nolab"}))
+    (unknown / "COMPLETE").write_text("2026-11-30T10:00:00\n")  # no file list: the edit is not damage
     for args, says in (([tmp_path], "not a run"), ([bad], "incomplete"), ([unknown], "not a lab"), ([], "--all"),
                        (["--all", "--root", tmp_path / "none"], "no run store")):
         assert run(*args) == 2

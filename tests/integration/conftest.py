@@ -37,7 +37,8 @@ def start_and_kill(args: list, runs: Path, ready) -> Path:
     deadline = time.monotonic() + 300
     try:
         while time.monotonic() < deadline:
-            folders = [p for p in runs.glob("*") if p.is_dir()] if runs.is_dir() else []
+            folders = ([p for p in runs.glob("*") if p.is_dir() and not p.name.startswith(".")]  # not .cache
+                       if runs.is_dir() else [])
             if folders and ready(folders[0]):
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait()

@@ -294,16 +294,17 @@ RUN_FILES = ["config.toml", "summary.json", "metrics.parquet", "members.parquet"
 @settings(FUZZ, max_examples=20)
 @given(data=st.data())
 def test_corrupted_run_folders(grok_run, tmp_path_factory, data):
-    """A damaged file in a complete run: the commands that read it say so in one line; none crashes. Bytes
-    flipped inside a parquet or safetensors file's data are left out: those formats carry no checksum of
-    their data here, so such a file reads as other numbers (see the report of #15)."""
+    """A damaged file in a complete run (bytes flipped inside a parquet or safetensors file's data too: COMPLETE
+    records every data file's sha256): each command that reads the run refuses it in one line, exit 2;
+    `runs list` lists it as damaged; none crashes or decodes garbage."""
     root = tmp_path_factory.mktemp("store")
     run = root / grok_run.name
     shutil.copytree(grok_run, run)
     name = data.draw(st.sampled_from(RUN_FILES + sorted(p.name for p in (run / "snapshots").iterdir())[:2]))
     f = run / name if (run / name).exists() else run / "snapshots" / name
     before = f.read_bytes()
-    f.write_bytes(corrupt(before, data, flip=f.suffix in (".toml", ".json")))
+    after = corrupt(before, data)
+    f.write_bytes(after)
     cmd = data.draw(st.sampled_from([["runs", "show", run.name], ["runs", "figures", run.name],
                                      ["report", run.name, "--root", root], ["runs", "list"]]))
     code, out, err = run_cli(*cmd, "--json", runs=root)
@@ -313,6 +314,9 @@ def test_corrupted_run_folders(grok_run, tmp_path_factory, data):
     if cmd[:2] == ["runs", "list"]:
         rows = json.loads(out)
         assert code == 0 and len(rows) == 1
+        assert after == before or rows[0]["status"] == "damaged", (name, rows[0])
+    elif after != before:
+        assert code == 2, f"{cmd} read a run whose {name} changed after it completed\n{out[-500:]}"
     assert sorted(p.name for p in root.iterdir()) == [run.name]  # no new run folder
 
 

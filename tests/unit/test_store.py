@@ -254,3 +254,54 @@ def test_corrupt_safetensors_is_one_line_error(tmp_path):
     f.write_bytes(b"\xff" * 8 + b"garbage")  # a header length far beyond the file
     with pytest.raises(GroklabError, match=str(f.name)):
         store.load_weights(f)
+
+
+def _complete_run(root: Path) -> store.Run:
+    run = store.Run.create(root, "t")
+    run.write_text("config.toml", "x = 1\n")
+    run.write_json("summary.json", {"lab": "grokking", "preset": "t", "wall_s": 1.0, "models": []})
+    run.write_table("members.parquet", {"member": list(range(64)), "value": np.linspace(0, 1, 64)})
+    run.write_snapshot(10, {"w": torch.arange(4096, dtype=torch.float32).reshape(64, 64)})
+    run.complete()
+    return run
+
+
+@pytest.mark.parametrize("rel", ["snapshots/step_0000010.safetensors", "members.parquet"])
+def test_a_byte_flipped_after_completion_is_damage_not_garbage(tmp_path, rel):
+    """A flip inside the data region parses fine (safetensors/parquet check only their headers), so COMPLETE
+    records each data file's size and sha256; status, listing, queries and resolve all refuse the run."""
+    run = _complete_run(tmp_path)
+    assert store.status(run.path) == ("complete", None) and store.resolve(run.id, tmp_path) == run.path
+    f = run.path / rel
+    data = bytearray(f.read_bytes())
+    data[len(data) // 2] ^= 0x40  # one bit, in the middle of the values
+    f.write_bytes(bytes(data))
+    st, why = store.status(run.path)
+    assert st == "damaged" and why.startswith(f"{rel}: corrupted (sha256")
+    with pytest.raises(GroklabError, match=r"^RUN: .* is damaged: "):
+        store.resolve(run.id, tmp_path)
+    assert store.list_runs(tmp_path)[0]["damaged"] == why
+
+
+def test_truncated_or_missing_file_after_completion(tmp_path):
+    run = _complete_run(tmp_path)
+    f = run.path / "snapshots" / "step_0000010.safetensors"
+    f.write_bytes(f.read_bytes()[:-10])
+    why = store.status(run.path)[1]
+    assert why.startswith(f"{f.relative_to(run.path)}: ") and "truncated" in why
+    f.unlink()
+    assert store.status(run.path) == ("damaged", f"{f.relative_to(run.path)}: missing (listed in COMPLETE)")
+    figures_later = run.path / "figures" / "late.png"  # redrawn figures and reports are not data files
+    figures_later.write_bytes(b"png")
+    (run.path / "report.html").write_text("<html>")
+    run2 = _complete_run(tmp_path / "b")
+    (run2.path / "report.html").write_text("<html>")
+    assert store.status(run2.path) == ("complete", None)
+
+
+def test_run_completed_before_manifests_still_reads(tmp_path):
+    run = _complete_run(tmp_path)
+    (run.path / store.COMPLETE).write_text("2026-11-30T10:00:00\n")  # the old one-line COMPLETE
+    assert store.status(run.path) == ("complete", None)
+    (run.path / store.COMPLETE).write_text("2026-11-30T10:00:00\n{not json\n")
+    assert store.status(run.path)[1].startswith("COMPLETE: unreadable file list")
