@@ -19,7 +19,7 @@ def test_small_sweep_table_figures_and_resume(runs):
     run = store.resolve(out["run_dir"])
     t = pq.read_table(run / "members.parquet").to_pydict()
     assert {"weight_decay", "hidden", "n_train", "seed", "outcome", "step_generalized"} <= set(t)
-    assert sorted(set(t["weight_decay"])) == [0.01, 0.1, 0.3, 0.5, 1.0] and set(t["hidden"]) == {32, 128}
+    assert sorted(set(t["weight_decay"])) == [0.01, 0.03, 0.1, 0.3, 1.0] and set(t["hidden"]) == {32, 128}
     assert {p.name for p in (run / "figures").iterdir()} >= {"phase_outcomes.png", "phase_steps.png"}
     # simulate a kill during group 2: its table and the completion marker are gone
     (run / "groups" / "g002.parquet").unlink()
