@@ -222,7 +222,7 @@ def test_build_module_kinds_and_errors():
     assert build_module("cnn", in_ch=3, n_classes=4, width=8, depth=2, dim=2)(torch.randn(2, 3, 9, 9)).shape == (2, 4)
     widths = [m.out_channels for m in build_module("resnet", k=3).modules() if isinstance(m, nn.Conv2d)]
     assert sorted(set(widths)) == [3, 6, 12, 24]  # k·[1, 2, 4, 8]
-    with pytest.raises(GroklabError, match="choose one of: mlp, cnn, resnet, mnist1d_mlp, mnist1d_cnn"):
+    with pytest.raises(GroklabError, match="choose one of: mlp, cnn, resnet, vit, mnist1d_mlp, mnist1d_cnn"):
         build_module("vgg")
     with pytest.raises(GroklabError, match="width"):
         build_module("mlp", d_in=4, n_classes=2, widht=3)
