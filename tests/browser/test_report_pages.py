@@ -218,3 +218,43 @@ def test_capacity_page_shows_every_training_of_the_search(opened, pages):
     assert shown == n  # one marker per training, fitted or not
     curves = json.loads(js(page, "document.getElementById('curves').data.length"))
     assert curves == n and page.get_by_text("Every training", exact=True).count() == 1 and problems == []
+
+
+RF_TINY = [a for kv in ("features.trials=2", "features.points=7", "features.gauss_trials=10", "ucurve.trials=3",
+                        "features.n_test=100") for a in ("--set", kv)]
+
+
+def test_curves_page_marks_threshold_and_peak(browser, tmp_path_factory):
+    """A tiny rf-demo run: the page loads offline without errors and its double-descent plot carries the
+    interpolation threshold (a line at p = n) and the peak (on the min-norm test curve) from summary.json."""
+    import torch
+
+    from groklab.report import build
+    from tests.numerics import assert_close_scaled
+
+    run = train({"rf": ["curves", "double-descent", "--preset", "rf-demo", *RF_TINY]},
+                tmp_path_factory.mktemp("curves") / "runs")["rf"]
+    s = json.loads((run / "summary.json").read_text())
+    report = build(run)
+    assert report.stat().st_size < MAX_BYTES and "<script src" not in report.read_text()
+    page = browser.new_page(viewport={"width": 1300, "height": 900})
+    problems = []
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("request", lambda r: None if r.url.startswith(LOCAL) else problems.append(f"request {r.url}"))
+    page.goto(report.resolve().as_uri())
+    page.wait_for_load_state("load")
+    marks = json.loads(js(page, "Object.fromEntries(document.getElementById('curves-dd').data.filter(t => t.meta)"
+                                ".map(t => [t.meta, [t.x, t.y]]))"))
+    thr, pk = s["interpolation_threshold"], s["peak"]
+    assert thr == s["n"] and marks["threshold"][0] == [thr, thr]  # the dashed line sits at p = n
+    assert marks["peak"][0] == [pk["x"]]
+    assert_close_scaled(torch.tensor(marks["peak"][1]), torch.tensor([pk["test_error"]]), 1e-6, "peak")
+    test = json.loads(js(page, "document.getElementById('curves-dd').data.find(t => t.name === 'relu, min-norm: "
+                               "test')"))
+    assert max(test["y"]) == pytest.approx(pk["test_error"], rel=1e-6)  # the ring is on the curve's top
+    for div in ("curves-gauss", "curves-ucurve"):
+        assert json.loads(js(page, f"document.getElementById('{div}').data.length")) >= 2
+    page.screenshot(path=str(run / "page.png"), full_page=True)
+    page.close()
+    assert problems == []
