@@ -33,9 +33,10 @@ def headline(path: Path, summary: dict) -> str:
     if cmd == "double-descent":
         pk, thr = summary["peak"], summary["interpolation_threshold"]
         x = summary["x_name"].split()[0]
+        where = f"interpolation threshold {x} = {thr}" if thr is not None else "no size interpolates"
         if pk["x"] is None:
-            return f"no peak: the test error only falls ({x} threshold {thr})"
-        return f"test error peaks at {pk['test_error']:.3g} at {x} = {pk['x']} (interpolation threshold {x} = {thr})"
+            return f"no peak: the test error only falls ({where})"
+        return f"test error peaks at {pk['test_error']:.3g} at {x} = {pk['x']} ({where})"
     if cmd == "epochs":
         return (f"second descent from epoch {summary['descent_epoch']:.3g}" if summary["second_descent"]
                 else "no second descent") + f" (first minimum {summary['first_min']['test_error']:.1%})"
@@ -188,9 +189,9 @@ def _features_sections(path: Path, s: dict) -> list:
             Panel("The classical picture: a U-curve", "Below the interpolation threshold the test error is U-shaped "
                   "in model size: too simple underfits, too flexible fits the noise.",
                   _ucurve_figure(_tab(path, "ucurve.parquet")), "curves-ucurve"),
-            Panel("Per curve", "Test MSE at the peak, at its best and at the largest p.",
-                  Raw(table(["curve", "peak at p", "peak test MSE", "best test MSE", "test MSE at largest p"], rows,
-                            left=1)), wide=True)]
+            Panel("Per curve", "Each curve's highest and lowest test MSE and where it ends (ridge is highest at "
+                  "the smallest p).", Raw(table(["curve", "highest at p", "highest test MSE", "lowest test MSE",
+                                                 "test MSE at largest p"], rows, left=1)), wide=True)]
 
 
 def _network_figure(path: Path, s: dict) -> go.Figure:
