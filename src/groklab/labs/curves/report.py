@@ -238,14 +238,14 @@ def _network_training(path: Path, s: dict) -> go.Figure:
     fig = go.Figure()
     for i, wv in enumerate(widths):
         sel = w == wv
-        e = np.unique(ep[sel])
+        e = np.unique(ep[sel & (ep > 0)])  # epoch 0 has no place on a log axis
         y = [float(np.mean(v[sel & (ep == x)])) for x in e]
         c = i / max(1, len(widths) - 1)  # 0: smallest (blue) .. 1: largest (orange)
         fig.add_scatter(x=e, y=1 - np.array(y), mode="lines", name=f"{s['x_name']} {wv:g}",
                         line={"color": f"rgb({int(30 + 200 * c)}, {int(60 + 60 * c)}, {int(220 - 180 * c)})",
                               "width": 1.5},
                         hovertemplate=f"{s['x_name']} {wv:g}, epoch %{{x}}: test error %{{y:.1%}}<extra></extra>")
-    style(fig, None, 400).update_xaxes(title_text="epoch")
+    logx(style(fig, None, 400), "epoch (log scale)")
     fig.update_yaxes(title_text="test error (mean over seeds)", tickformat=".0%")
     fig.update_layout(legend={"orientation": "v", "x": 1.02, "y": 1, "xanchor": "left", "yanchor": "top"},
                       margin={"r": 110})
