@@ -220,8 +220,9 @@ def test_capacity_page_shows_every_training_of_the_search(opened, pages):
     assert curves == n and page.get_by_text("Every training", exact=True).count() == 1 and problems == []
 
 
-RF_TINY = [a for kv in ("features.trials=2", "features.points=7", "features.gauss_trials=10", "ucurve.trials=3",
-                        "features.n_test=100") for a in ("--set", kv)]
+RF_TINY = [a for kv in ("features.n=40", "features.trials=2", "features.points=7", "features.n_test=100",
+                        "features.gauss_n=20", "features.gauss_d=60", "features.gauss_trials=10", "ucurve.trials=3")
+           for a in ("--set", kv)]
 
 
 def test_curves_page_marks_threshold_and_peak(browser, tmp_path_factory):
