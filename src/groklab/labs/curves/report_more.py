@@ -196,7 +196,7 @@ def _at_max_d(p: dict, fits: dict) -> go.Figure:
     for form, f in fits.items():
         col, dash = FORM_STYLE.get(form, ("#000", "solid"))
         a, ci = f["params"]["alpha"], f["ci95"]["alpha"]
-        ci_txt = f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci[0] is not None else ""
+        ci_txt = f" (95% CI {ci[0]:.2f}–{ci[1]:.2f})" if ci[0] is not None else ""
         fig.add_scatter(x=grid, y=np.exp(scaling.predict_log(form, _raw(f), grid, gd)), mode="lines",
                         name=f"{FORM_TEXT.get(form, form)}: α = {a:.2f}{ci_txt}", legendgroup=form,
                         line={"color": col, "dash": dash, "width": 2},
