@@ -67,6 +67,23 @@ def check_choice(option: str, value, allowed: tuple) -> None:
         raise GroklabError(f"{option}: {value!r} is not allowed; choose one of: {', '.join(map(str, allowed))}")
 
 
+def resume_config(resume: str, out_dir, lab: str, given: dict[str, object], overrides: dict[str, object]):
+    """The run folder and stored config of `--resume RUN` for a lab's training command: `given` are the
+    options a resume may not take (name -> value), `overrides` the fields it may (field -> value or None)."""
+    from groklab import config
+
+    if any(v not in (None, False, [], ()) for v in given.values()):
+        raise GroklabError(f"--resume: takes no {'/'.join(given)}; the run folder holds its config")
+    path = store.resolve(resume, out_dir)
+    cfg = config.load_run_config(path)
+    if cfg.lab != lab:
+        raise GroklabError(f"--resume: {path} is a {cfg.lab} run, not a {lab} one")
+    for key, value in overrides.items():
+        if value is not None:
+            config.set_field(cfg, key, value)
+    return path, cfg
+
+
 def run_app(app: typer.Typer) -> None:
     """Run a typer app: user errors print one line and exit 2; bugs keep their traceback."""
     try:

@@ -7,8 +7,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from groklab import GroklabError, store
 from groklab import console as cli
+from groklab import store
 
 capacity_app = typer.Typer(no_args_is_help=True, help="Capacity lab (seed 003): effective model complexity, the "
                            "largest number of samples a model fits to 100% train accuracy.")
@@ -29,22 +29,15 @@ def emc(preset: str | None = cli.PRESET, config_file: Path | None = cli.CONFIG, 
                                           "finished rounds are kept, the rest trained"),
         out_dir: Path | None = cli.OUT, as_json: bool = cli.JSON):
     """Search EMC: each round trains k candidate sizes x seeds as one ensemble until every bracket is tight."""
-    from groklab import config
     from groklab.labs.capacity.config import load
     from groklab.labs.capacity.run import expected_rounds, prepare, run_emc
 
     path = None
     if resume is not None:
-        if preset or config_file or set_ or seeds or data_dir:
-            raise GroklabError("--resume: takes no --preset/--config/--set/--seeds/--data-dir; the run folder "
-                               "holds its config")
-        path = store.resolve(resume, out_dir)
-        cfg = config.load_run_config(path)
-        if cfg.lab != "capacity":
-            raise GroklabError(f"--resume: {path} is a {cfg.lab} run, not a capacity one")
-        for k, v in (("train.device", device), ("train.threads", threads)):
-            if v is not None:
-                config.set_field(cfg, k, v)
+        path, cfg = cli.resume_config(resume, out_dir, "capacity",
+                                      {"--preset": preset, "--config": config_file, "--set": set_, "--seeds": seeds,
+                                       "--data-dir": data_dir},
+                                      {"train.device": device, "train.threads": threads})
         root = path.parent
     else:
         cfg = load(preset or "emc-demo", config_file, set_ or [], train__seeds=seeds, data__data_dir=data_dir,

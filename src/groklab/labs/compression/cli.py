@@ -43,15 +43,9 @@ def train(preset: str | None = PRESET, config_file: Path | None = CONFIG, set_: 
     from groklab.labs.compression.train import run_train
 
     if resume is not None:
-        if preset or config_file or set_ or steps is not None:
-            raise GroklabError("--resume: takes no --preset/--config/--set/--steps; the run folder holds its config")
-        path = store.resolve(resume, out_dir)
-        cfg = config.load_run_config(path)
-        if cfg.lab != "compression":
-            raise GroklabError(f"--resume: {path} is a {cfg.lab!r} run, not a compression run")
-        for key, value in (("train.device", device), ("train.threads", threads)):
-            if value is not None:
-                config.set_field(cfg, key, value)
+        path, cfg = cli.resume_config(resume, out_dir, "compression",
+                                      {"--preset": preset, "--config": config_file, "--set": set_, "--steps": steps},
+                                      {"train.device": device, "train.threads": threads})
         config.validate(cfg)
     else:
         path = None

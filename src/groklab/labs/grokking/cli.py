@@ -8,7 +8,19 @@ import typer
 from rich.table import Table
 
 from groklab import GroklabError, config, store
-from groklab.console import CONFIG, DEVICE, JSON, OUT, PRESET, RESUME, SET, emit_json, out, progress_bar
+from groklab.console import (
+    CONFIG,
+    DEVICE,
+    JSON,
+    OUT,
+    PRESET,
+    RESUME,
+    SET,
+    emit_json,
+    out,
+    progress_bar,
+    resume_config,
+)
 from groklab.engine.device import resolve_device
 
 
@@ -28,13 +40,9 @@ def grok(preset: str | None = PRESET, config_file: Path | None = CONFIG,
     from groklab.labs.grokking.run import run_grok
 
     if resume is not None:
-        if preset or config_file or set_ or seeds or steps:
-            raise GroklabError("--resume: takes no --preset/--config/--set/--seeds/--steps; the run folder "
-                               "holds its config")
-        path = store.resolve(resume, out_dir)
-        cfg = config.load_run_config(path)
-        if device is not None:
-            config.set_field(cfg, "train.device", device)
+        path, cfg = resume_config(resume, out_dir, "grokking",
+                                  {"--preset": preset, "--config": config_file, "--set": set_, "--seeds": seeds,
+                                   "--steps": steps}, {"train.device": device})
     else:
         path = None
         cfg = config.load_config(preset or "demo", config_file, set_ or [], cls=GrokConfig, train__seeds=seeds,
