@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from groklab import GroklabError
-from groklab.bench import labs
+from groklab.bench import capacity, labs
 from groklab.bench.engine import engine_benchmark, ensemble_benchmark, matmul_gflops
 from groklab.bench.rows import Row, fmt_value, goal
 from groklab.engine import device as devmod
@@ -102,7 +102,7 @@ def run_suite(device: str = "cpu", threads: int = 0, size: str = "full", coder_m
     load_avg = os.getloadavg()[0]
     dev = devmod.setup(device, threads)
     n_threads = torch.get_num_threads()
-    stages = ["matmul", "engine", "parity small", "parity full", "addition8", "coder"]
+    stages = ["matmul", "engine", "parity small", "parity full", "addition8", "coder", "capacity"]
     state = {"done": 0}
 
     def progress(info: str) -> None:
@@ -116,7 +116,8 @@ def run_suite(device: str = "cpu", threads: int = 0, size: str = "full", coder_m
              lambda: labs.parity_small(sz, device, threads, progress),
              lambda: labs.parity_full_estimate(sz, device, threads, progress),
              lambda: labs.addition8(sz, device, threads, progress),
-             lambda: labs.coder(sz, device, threads, coder_model, progress)]
+             lambda: labs.coder(sz, device, threads, coder_model, progress),
+             lambda: capacity.emc_search(size, device, threads, progress)]
     for i, run in enumerate(steps):
         state["done"] = i
         rows += run()
