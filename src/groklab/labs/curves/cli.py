@@ -103,8 +103,11 @@ def scaling(preset: str | None = cli.PRESET, config_file: Path | None = cli.CONF
     """Fit L(N) = E + A/N^α, L(N, D) = E + A/N^α + B/D^β and A/N^α with bootstrap CIs and a held-out check."""
     from groklab.labs.curves.run import prepare_network
     from groklab.labs.curves.run_more import run_scaling
+    from groklab.labs.curves.scaling_addition import prepare_addition
 
     cfg = _load("scaling", preset, config_file, set_, device, threads)
+    if cfg.scaling.source == "addition":
+        return _run("scaling", cfg, out_dir, as_json, run_scaling, len(set(cfg.scaling.widths)), prepare_addition)
     return _run("scaling", cfg, out_dir, as_json, run_scaling, len(cfg.scaling.n_trains), prepare_network)
 
 
@@ -148,6 +151,9 @@ def show(s: dict) -> None:
                       _f(m.get("published"), ".0%"))
         out.print(t)
     elif cmd == "scaling":
+        if s.get("source") == "addition":
+            from groklab.labs.curves.scaling_addition import show as show_addition
+            show_addition(s)
         t = Table(title=f"curves scaling {s['preset']}: fits of the test loss")
         for c in ("form", "parameters (95% CI)", "held-out rel. error"):
             t.add_column(c)

@@ -3,12 +3,15 @@
 Sections: [experiment] (which study the preset sets up), [features] (random-features regression and the
 Belkin-Hsu-Xu Gaussian model), [ucurve] (the classical polynomial-degree U-curve), [data] (MNIST-1D with
 label noise), [model] (the width sweep), the engine's [optim] and [train], [epochs] (epoch-wise curve),
-[baselines] (MNIST-1D's published models) and [scaling] (fits of L(N) and L(N, D)).
+[baselines] (MNIST-1D's published models), [scaling] (fits of L(N) and L(N, D)) and [addition] (the addition
+GPT scaled when scaling.source = addition).
 
 Which command reads what: `curves double-descent` runs [features] + [ucurve] (experiment.kind = features) or
 trains [model] over its widths on [data] (kind = network); `curves epochs` trains one width, epochs.width, of
 [model] on [data] and evaluates it at log-spaced epochs; `curves baselines` reads [baselines] + [data];
-`curves scaling` reads [scaling] (+ [data], [model], [optim], [train] for the networks it trains).
+`curves scaling` reads [scaling] (+ [data], [model], [optim], [train] for the networks it trains; with
+scaling.source = addition: [addition], [optim] (optim.lr is the base of the per-width rule) and [train]'s
+seed, seeds, device, threads).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ KINDS = ("features", "network", "baselines", "scaling")
 MODELS = ("mlp", "cnn")
 BASELINES = ("logistic", "mlp", "cnn", "gru")
 FORMS = ("power", "hoffmann_n", "hoffmann_nd")
+SOURCES = ("mnist1d", "addition")
 FORM_PARAMS = {"power": 2, "hoffmann_n": 3, "hoffmann_nd": 5}  # fitted parameters of each form
 
 
@@ -130,8 +134,8 @@ class BaselinesConfig:
 
 @dataclass
 class ScalingConfig:
-    source: str = opt("mnist1d", "what is scaled: mnist1d (MLP/CNN over width × training-set size)",
-                      choices=("mnist1d",))
+    source: str = opt("mnist1d", "what is scaled: mnist1d (MLP/CNN over width × training-set size) or addition "
+                      "(seed 002's addition GPT over width, [addition])", choices=SOURCES)
     widths: list = opt([4, 8, 16, 32, 64], "widths (N axis; parameters are counted)")
     n_trains: list = opt([500, 1000, 2000, 4000], "training-set sizes (D axis)")
     forms: list = opt(list(FORMS), "fitted forms: power L = A/N^α, hoffmann_n L = E + A/N^α, hoffmann_nd "
@@ -141,6 +145,36 @@ class ScalingConfig:
     huber: float = opt(1e-3, "Huber δ on log-loss residuals (Hoffmann et al.: 1e-3)", gt=0.0)
     holdout: bool = opt(True, "also fit without the largest N and report the relative error of the prediction "
                         "there")
+
+
+@dataclass
+class AdditionScalingConfig:
+    """scaling.source = addition: the GPT of nn/gpt.py on fresh n-digit sums, one training per width × seed."""
+
+    n_digits: int = opt(3, "digits per operand (seed 002: 8; small operands keep it CPU-feasible)", ge=1, le=17)
+    sampling: str = opt("uniform", "operands: uniform = 0..10^n-1 zero-padded; leading19 = first digit 1-9 "
+                        "(yulundu/compression)", choices=("uniform", "leading19"))
+    layers: int = opt(2, "transformer blocks (fixed across widths: only the width is scaled)", ge=1)
+    heads: int = opt(2, "attention heads (every scaling.widths entry must be divisible by it)", ge=1)
+    rope: bool = opt(True, "rotary positions on queries and keys (as the compression lab's addition8 preset)")
+    batch_size: int = opt(128, "fresh examples per step", ge=1)
+    lr_rule: str = opt("inverse_width", "per-width learning rate: inverse_width = optim.lr × lr_width / width "
+                       "(Adam under standard parametrization, Yang et al. 2022); constant = optim.lr at every width",
+                       choices=("inverse_width", "constant"))
+    lr_width: int = opt(32, "the width at which the learning rate is optim.lr", ge=1)
+    lr_max: float = opt(2e-2, "upper bound on any width's learning rate", gt=0.0)
+    eval_every: int = opt(250, "evaluate the held-out sets every k steps", ge=1)
+    min_steps: int = opt(2000, "never stop before this many steps", ge=1)
+    max_steps: int = opt(20000, "step cap: a width still improving here is reported as not converged", ge=1)
+    window: float = opt(0.5, "plateau window as a fraction of the steps so far: converged when the last window "
+                        "improved the best held-out loss by less than tol", gt=0.0, lt=1.0)
+    tol: float = opt(0.02, "converged when the window's improvement < max(tol × (best before − floor), abs_tol)",
+                     ge=0.0)
+    abs_tol: float = opt(1e-3, "absolute improvement (nats per target) below which the window counts as flat",
+                         ge=0.0)
+    val_examples: int = opt(2000, "held-out examples that decide convergence and pick the best evaluation", ge=10)
+    test_examples: int = opt(4000, "separate held-out examples whose loss is reported and fitted", ge=10)
+    data_seed: int = opt(0, "seed of the training stream (validation and test sets: seed + 1e9, + 2e9)", ge=0)
 
 
 @dataclass
@@ -158,6 +192,7 @@ class CurvesConfig(RootConfig):
     epochs: EpochsConfig = field(default_factory=EpochsConfig)
     baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
     scaling: ScalingConfig = field(default_factory=ScalingConfig)
+    addition: AdditionScalingConfig = field(default_factory=AdditionScalingConfig)
 
     def check(self) -> None:
         f, u = self.features, self.ucurve
@@ -185,7 +220,9 @@ class CurvesConfig(RootConfig):
         for form in s.forms:
             if form not in FORMS:
                 raise GroklabError(f"scaling.forms: {form!r} is not allowed; choose from: {', '.join(FORMS)}")
-        if self.experiment.kind == "scaling":
+        if self.experiment.kind == "scaling" and s.source == "addition":
+            _check_addition(self)
+        elif self.experiment.kind == "scaling":
             n_pts = len(set(s.widths)) * len(set(s.n_trains))
             for form in s.forms:
                 need = FORM_PARAMS[form] + (1 if s.holdout else 0)
@@ -206,6 +243,25 @@ def _ints(name: str, values: list) -> None:
     bad = [v for v in values if isinstance(v, bool) or not isinstance(v, int) or v < 1]
     if bad:
         raise GroklabError(f"{name}: every entry must be an integer >= 1, got {bad[0]!r}")
+
+
+def _check_addition(cfg: CurvesConfig) -> None:
+    s, a = cfg.scaling, cfg.addition
+    if "hoffmann_nd" in s.forms:
+        raise GroklabError("scaling.forms: hoffmann_nd needs a data axis, and scaling.source = addition streams fresh "
+                           "examples; choose from: power, hoffmann_n")
+    step = a.heads * (2 if a.rope else 1)  # rotary embedding rotates pairs: an even head width
+    odd = [w for w in s.widths if w % step]
+    if odd:
+        raise GroklabError(f"scaling.widths: every width must be a multiple of {step} (addition.heads = {a.heads}"
+                           f"{', × 2 for rope' if a.rope else ''}), got {odd[0]}")
+    for form in s.forms:
+        need = FORM_PARAMS[form] + (1 if s.holdout else 0)
+        if len(set(s.widths)) < need:
+            raise GroklabError(f"scaling.widths: the {form} fit has {FORM_PARAMS[form]} parameters and needs at least "
+                               f"{need} distinct widths (with the held-out check); got {len(set(s.widths))}")
+    if a.max_steps < a.min_steps:
+        raise GroklabError(f"addition.max_steps: must be >= addition.min_steps ({a.min_steps}), got {a.max_steps}")
 
 
 ROOT = CurvesConfig

@@ -105,7 +105,49 @@ def scaling_figures(path: Path, s: dict) -> list[Path]:
         a.set_title(form)
     fig.suptitle(f"{s['preset']}: residuals (colour: log D)")
     out.append(plot.save(fig, path / "figures" / "residuals.png"))
+    if s.get("source") == "addition":
+        out.append(addition_figure(path, s))
     return out
+
+
+def addition_figure(path: Path, s: dict) -> Path:
+    """scaling-addition: held-out bits per example against parameters with the entropy floor and the fitted E;
+    the validation loss of every width against steps (where each one stopped)."""
+    pw = s["per_width"]
+    m = pq.read_table(path / "metrics.parquet").to_pydict()
+    fig, axes = plot.subplots(1, 2, w=5.2, h=3.8)
+    ax, ax2 = axes[0][0], axes[0][1]
+    n = [p["params"] for p in pw]
+    ax.plot(n, [p["bits_per_example"] for p in pw], "o-", color=plot.TEST, label="held-out, at convergence")
+    ax.axhline(s["floor_bits_per_example"], color="k", ls="--", lw=1,
+               label=f"entropy floor {s['floor_bits_per_example']:.2f}")
+    fc = s.get("floor_check")
+    if fc:
+        ax.axhline(fc["E_bits_per_example"], color="C2", ls=":", lw=1.2,
+                   label=f"fitted E {fc['E_bits_per_example']:.2f}")
+    for p in pw:
+        if not p["converged"]:
+            ax.annotate("cap", (p["params"], p["bits_per_example"]), fontsize=6, xytext=(3, 3),
+                        textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters N")
+    ax.set_ylabel("bits per example")
+    ax.set_title(f"{s['n_digits']}-digit addition: code length vs size")
+    ax.legend(fontsize=6)
+    w, step, metric, val = (np.array(m[k]) for k in ("width", "step", "metric", "value"))
+    cmap = plot.plt.get_cmap("viridis")
+    for j, wv in enumerate(s["widths"]):
+        sel = (w == wv) & (metric == "val_loss") & (np.array(m["seed"]) == min(m["seed"]))
+        ax2.plot(np.maximum(step[sel], 1), val[sel], "-", lw=1, color=cmap(j / max(1, len(s["widths"]) - 1)),
+                 label=f"width {wv}")
+    ax2.axhline(s["floor"], color="k", ls="--", lw=1, label="floor")
+    ax2.set_xscale("log")
+    ax2.set_xlabel("step")
+    ax2.set_ylabel("validation loss (nats per target)")
+    ax2.set_title("training to the plateau (first seed)")
+    ax2.legend(fontsize=6)
+    fig.suptitle(f"{s['preset']}: bigger model, higher compression?")
+    return plot.save(fig, path / "figures" / "addition.png")
 
 
 def _raw(f: dict) -> np.ndarray:

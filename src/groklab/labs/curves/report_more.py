@@ -159,10 +159,11 @@ def baselines_sections(path: Path, s: dict) -> list:
 
 
 def _hover_pts(p: dict, rows) -> dict:
-    return {"customdata": [[p["width"][i], p["n_train"][i], p["seed"][i], p["best_epoch"][i]] for i in rows],
+    best, unit = ("best_epoch", "epoch") if "best_epoch" in p else ("best_step", "step")  # addition: steps
+    return {"customdata": [[p["width"][i], p["n_train"][i], p["seed"][i], p[best][i]] for i in rows],
             "hovertemplate": "width %{customdata[0]} (N = %{x:,} parameters), D = %{customdata[1]:,} examples, "
-                             "seed %{customdata[2]}<br>test loss %{y:.4g} nats (best epoch %{customdata[3]:.0f})"
-                             "<extra></extra>"}
+                             f"seed %{{customdata[2]}}<br>test loss %{{y:.4g}} nats (best {unit} "
+                             "%{customdata[3]:.0f})<extra></extra>"}
 
 
 def _by_n(p: dict, fits: dict) -> go.Figure:
@@ -275,6 +276,9 @@ def scaling_sections(path: Path, s: dict) -> list:
         Panel("Test loss against parameters, every run", "One colour per training-set size D; lines: the L(N, D) "
               "fit. More data lowers the whole curve; bigger models help until data runs out.", _by_n(p, fits),
               "curves-scaling")]
+    if s.get("source") == "addition":
+        from groklab.labs.curves import report_addition
+        items = [*report_addition.sections(path, s), items[1]]
     if "hoffmann_nd" in fits and len(s["n_trains"]) > 1:
         items.append(Panel("Test loss against training examples", "One colour per width; lines: the same L(N, D) "
                            "fit. Small models stop gaining from more data.", _by_d(p, fits), "curves-scaling-d"))

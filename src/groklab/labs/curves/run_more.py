@@ -109,7 +109,11 @@ def run_baselines(cfg, root: Path | str | None = None, on_progress=None, prepare
 
 def run_scaling(cfg, root: Path | str | None = None, on_progress=None, prepared=None) -> dict:
     """Every width × training-set size × seed trained (widths batched per size), the lowest test loss of each
-    run's evaluations taken as its loss, then every form fitted (scaling.py)."""
+    run's evaluations taken as its loss, then every form fitted (scaling.py). scaling.source = addition: the
+    addition GPT over widths instead (scaling_addition.py)."""
+    if cfg.scaling.source == "addition":
+        from groklab.labs.curves import scaling_addition
+        return scaling_addition.run(cfg, root, on_progress, prepared)
     t0 = time.perf_counter()
     root = Path(root or store.default_root())
     sc = cfg.scaling
