@@ -114,6 +114,11 @@ def test_bad_inputs(trained, tmp_path, monkeypatch, capsys):
     other = json.loads(o)["run_dir"]
     _bad(run, ["compress", "decode", z, dst, "--model", other], "wrong model", dst)
     _bad(run, ["compress", "encode", tmp_path / "missing.txt", dst, "--model", model], "no such file", dst)
+    _bad(run, ["compress", "encode", good, dst, "--model", model, "--precision", "fp16"], "--precision", dst)
+    zb = tmp_path / "bf16.glac"
+    assert run(["compress", "encode", good, zb, "--model", model, "--precision", "bf16"])[0] == 0
+    assert run(["compress", "decode", zb, dst, "--model", model])[0] == 0 and dst.read_bytes() == good.read_bytes()
+    dst.unlink()
     _bad(run, ["compress", "decode", z, dst, "--model", tmp_path], "no run", dst)
     _bad(run, ["compress", "decode", good, dst, "--model", model], "bad magic", dst)
     _bad(run, ["compress", "data", "--n-examples", "0", "--out", dst], "--n-examples", dst)

@@ -92,3 +92,45 @@ def test_bad_input_text(model):
         coder.encode_bytes(model, "ab" * 32, FMT, b"s123+456=0579e\ns123+456=0579e\ns12+456=0579e\n", 10)
     with pytest.raises(GroklabError, match="not ASCII"):
         coder.encode_bytes(model, "ab" * 32, FMT, "s123+456=0579é\n".encode(), 10)
+
+
+@pytest.mark.parametrize("rope", [False, True])
+def test_folded_incremental_model_matches_full_forward(rope):
+    """IncrementalGPT (LayerNorm affine, rotary angles and 1/sqrt(D) folded into the weights) computes the
+    model's own probabilities: float32 to rounding, bfloat16 matmuls to bf16's ~3 significant digits."""
+    from groklab.nn.gpt_step import IncrementalGPT
+
+    torch.manual_seed(4)
+    m = GPT(GPTShape(block=FMT.seq_len - 1, layers=2, heads=2, width=16, rope=rope)).eval()
+    for p in m.parameters():
+        p.data.mul_(5)
+    x = FMT.sample(50, torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        full = m(x[:, :-1]).log_softmax(-1)  # (b, T-1, V)
+    for dtype, tol in [(torch.float32, 1e-4), (torch.bfloat16, 0.1)]:
+        fast = IncrementalGPT(m, dtype)
+        cache = fast.new_cache(50)
+        inc = torch.stack([fast.step(x[:, t], t, cache).log_softmax(-1) for t in range(FMT.n_targets)], 1)
+        err = (inc - full).abs().max().item()
+        assert err <= tol * max(1.0, full.abs().max().item()), (dtype, err)
+
+
+def test_bf16_round_trip_and_header(model):
+    data = _data()
+    blob = coder.encode_bytes(model, "ab" * 32, FMT, data, 128, precision="bf16")
+    h = coder.read_header(blob)
+    assert h["precision"] == "bf16" and h["version"] == coder.VERSION
+    assert coder.decode_bytes(model, "ab" * 32, FMT, blob) == data
+    fp32 = coder.encode_bytes(model, "ab" * 32, FMT, data, 128)
+    assert coder.read_header(fp32)["precision"] == "fp32"
+    assert len(blob) == pytest.approx(len(fp32), rel=0.02)  # bf16 matmuls barely change the code length
+
+
+def test_version_1_files_still_decode(model, monkeypatch):
+    """Files written before the folded model (version 1: probabilities from GPT.step) decode unchanged."""
+    data = _data(n=100)
+    monkeypatch.setattr(coder, "VERSION", 1)
+    old = coder.encode_bytes(model, "ab" * 32, FMT, data, 64)
+    monkeypatch.undo()
+    assert coder.read_header(old)["version"] == 1
+    assert coder.decode_bytes(model, "ab" * 32, FMT, old) == data

@@ -175,32 +175,41 @@ def coder(size, device: str, threads: int, coder_model: str | None, progress) ->
     model, cfg, mhash = timed
     fmt = cfg.fmt()
     data = examples(fmt, n)
-    cod.encode_bytes(model, mhash, fmt, examples(fmt, min(n, 100)), chunk)  # warm-up
-    progress(f"coder: encoding {n:,} examples")
-    t = time.perf_counter()
-    blob = cod.encode_bytes(model, mhash, fmt, data, chunk)
-    t_enc = time.perf_counter() - t
-    progress(f"coder: decoding {n:,} examples")
-    t = time.perf_counter()
-    back = cod.decode_bytes(model, mhash, fmt, blob)
-    t_dec = time.perf_counter() - t
-    if back != data:
-        raise RuntimeError("bench suite: the coder's round trip changed the data")
     tokens = n * fmt.n_targets
     note = f"{who}; {n:,} examples = {tokens:,} tokens, chunk {chunk}, CPU, {torch.get_num_threads()} threads"
     if device == "cuda":
         note += " (the coder has no GPU path: coder.py computes probabilities in numpy)"
-    if sized is not timed:
-        model, cfg, mhash = sized
-        fmt = cfg.fmt()
-        progress(f"coder: coding {n:,} examples with the stand-in")
-        blob = cod.encode_bytes(model, mhash, fmt, examples(fmt, n), chunk)
-    ratio = 8 * (len(blob) - cod.HEADER_BYTES) / (n * fmt.floor_bits())
-    size_note = (f"payload bits / ({n:,} x {fmt.floor_bits():.2f} floor bits), {fmt.n_digits}-digit examples, "
-                 + (f"model {coder_model}" if coder_model else
-                    f"STAND-IN: {STAND_IN} trained {size.stand_in_steps or 'its'} steps (not a real result)"))
-    return [Row("coder_encode_tokens_per_s", tokens / t_enc, "tokens/s", "-", note),
-            Row("coder_decode_tokens_per_s", tokens / t_dec, "tokens/s", "-", note),
-            Row("coder_roundtrip_tokens_per_s", tokens / (t_enc + t_dec), "tokens/s",
-                goal("coder_roundtrip_tokens_per_s", device), note + "; decoded output equal"),
-            Row("coder_size_vs_floor", ratio, "ratio", goal("coder_size_vs_floor", device), size_note)]
+    rows = []
+    for prec in ("fp32", "bf16"):  # bf16: the coder's matmuls in bfloat16 (`compress encode --precision bf16`)
+        cod.encode_bytes(model, mhash, fmt, examples(fmt, min(n, 100)), chunk, precision=prec)  # warm-up
+        progress(f"coder ({prec}): encoding {n:,} examples")
+        t = time.perf_counter()
+        blob = cod.encode_bytes(model, mhash, fmt, data, chunk, precision=prec)
+        t_enc = time.perf_counter() - t
+        progress(f"coder ({prec}): decoding {n:,} examples")
+        t = time.perf_counter()
+        back = cod.decode_bytes(model, mhash, fmt, blob)
+        t_dec = time.perf_counter() - t
+        if back != data:
+            raise RuntimeError("bench suite: the coder's round trip changed the data")
+        sfx = "" if prec == "fp32" else "_bf16"
+        if prec == "fp32":
+            rows += [Row("coder_encode_tokens_per_s", tokens / t_enc, "tokens/s", "-", note),
+                     Row("coder_decode_tokens_per_s", tokens / t_dec, "tokens/s", "-", note)]
+        rows.append(Row("coder_roundtrip_tokens_per_s" + sfx, tokens / (t_enc + t_dec), "tokens/s",
+                        goal("coder_roundtrip_tokens_per_s" + sfx, device),
+                        note + f"; {prec} matmuls; decoded output equal"))
+    sm, scfg, shash = sized
+    sfmt = scfg.fmt()
+    sdata = examples(sfmt, n)
+    for prec in ("fp32", "bf16"):
+        if sized is not timed:
+            progress(f"coder ({prec}): coding {n:,} examples with the stand-in")
+        blob = cod.encode_bytes(sm, shash, sfmt, sdata, chunk, precision=prec)
+        ratio = 8 * (len(blob) - cod.HEADER_BYTES) / (n * sfmt.floor_bits())
+        size_note = (f"payload bits / ({n:,} x {sfmt.floor_bits():.2f} floor bits), {sfmt.n_digits}-digit "
+                     f"examples, {prec} matmuls, " + (f"model {coder_model}" if coder_model else
+                     f"STAND-IN: {STAND_IN} trained {size.stand_in_steps or 'its'} steps (not a real result)"))
+        name = "coder_size_vs_floor" + ("" if prec == "fp32" else "_bf16")
+        rows.append(Row(name, ratio, "ratio", goal(name, device), size_note))
+    return rows

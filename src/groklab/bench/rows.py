@@ -14,6 +14,8 @@ GOALS = {
     "addition8_to_floor_s": ("<= 600", "<= 120"),
     "coder_roundtrip_tokens_per_s": (">= 250000", ">= 1000000"),
     "coder_size_vs_floor": ("<= 1.002", "<= 1.002"),
+    "coder_roundtrip_tokens_per_s_bf16": (">= 250000", ">= 1000000"),
+    "coder_size_vs_floor_bf16": ("<= 1.002", "<= 1.002"),
 }
 OPS = {">=": operator.ge, "<=": operator.le}
 

@@ -24,6 +24,8 @@ JSON = typer.Option(False, "--json", help="print exactly one JSON object and not
 MODEL = typer.Option(..., "--model", help="run folder or run id of a `compress train` run")
 THREADS = typer.Option(0, "--threads", help="torch CPU threads (0 = all cores)")
 CHUNK = typer.Option(2000, "--chunk", help="examples per forward pass (batch layout of the coder)")
+PRECISION = typer.Option("fp32", "--precision", help="matmuls of the coder's model: fp32 | bf16 (AMX / tensor "
+                         "cores; stored in the file, the decoder follows it)")
 
 
 def register(app: typer.Typer, runs_app: typer.Typer) -> None:
@@ -132,14 +134,17 @@ def _coder_setup(model: str, threads: int, chunk: int):
 @compress_app.command("encode")
 def encode(in_file: Path = typer.Argument(..., help="text file of examples"),
            out_file: Path = typer.Argument(..., help="compressed file to write"),
-           model: str = MODEL, threads: int = THREADS, chunk: int = CHUNK, as_json: bool = JSON):
+           model: str = MODEL, threads: int = THREADS, chunk: int = CHUNK, precision: str = PRECISION,
+           as_json: bool = JSON):
     """Arithmetic-code a file of examples with a trained model (lossless)."""
     from groklab.labs.compression import coder
 
+    if precision not in coder.PRECISIONS:
+        raise GroklabError(f"--precision: unknown {precision!r}; allowed: {', '.join(coder.PRECISIONS)}")
     data = coder.read_input(in_file)
     net, cfg, mhash, _ = _coder_setup(model, threads, chunk)
     t0 = time.perf_counter()
-    blob = coder.encode_bytes(net, mhash, cfg.fmt(), data, chunk, str(in_file))
+    blob = coder.encode_bytes(net, mhash, cfg.fmt(), data, chunk, str(in_file), precision)
     wall = time.perf_counter() - t0
     store.atomic_write_bytes(out_file, blob)
     n = coder.read_header(blob)["n_examples"]

@@ -1,7 +1,7 @@
 """Arithmetic coding of addition examples with a trained GPT (constriction's range coder).
 
 File layout (little-endian):
-  magic b"GLAC" | version u8 | flags u8 (bit 0: input ended with a newline) | chunk u32 |
+  magic b"GLAC" | version u8 | flags u8 (bit 0: input ended with a newline; bit 1: bfloat16 matmuls) | chunk u32 |
   n_examples u64 | model sha256 (32 B) | original sha256 (32 B) | payload words u64 | payload crc32 u32 |
   header crc32 u32 | payload: u32 words of the range coder
 
@@ -9,7 +9,8 @@ Symbols are coded chunk by chunk (`chunk` examples, the last one shorter), posit
 chunk. Encoder and decoder both compute the probabilities with the model's incremental (key/value
 cache) forward, one position of the whole chunk per call: the same calls on the same shapes, so they
 see bit-identical probabilities (given the same torch build and device); the checksum of the original
-catches any mismatch.
+catches any mismatch. Version 2 runs `nn/gpt_step.IncrementalGPT` (weights folded once per model, matmuls
+in float32 or, with flag bit 1, bfloat16); version 1 files (`GPT.step`) still decode.
 """
 
 from __future__ import annotations
@@ -26,9 +27,12 @@ import torch
 from groklab import GroklabError
 from groklab.data.addition import Addition, S, format_text, parse_lines
 from groklab.nn.gpt import GPT
+from groklab.nn.gpt_step import IncrementalGPT
 
 MAGIC = b"GLAC"
-VERSION = 1
+VERSION = 2
+VERSIONS = (1, 2)  # version 1: probabilities from GPT.step (decode only)
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
 HEAD = struct.Struct("<4sBBIQ32s32sQI")
 HEAD_CRC = struct.Struct("<I")
 HEADER_BYTES = HEAD.size + HEAD_CRC.size
@@ -38,13 +42,22 @@ def _family():
     return constriction.stream.model.Categorical(perfect=False)
 
 
-def _next_probs(model: GPT, tok: torch.Tensor, t: int, cache) -> np.ndarray:
+def _next_probs(model, tok: torch.Tensor, t: int, cache) -> np.ndarray:
     """Probabilities of the token after position t. # (b,) -> (b, V) float64 (exact copy of float32)"""
     return np.ascontiguousarray(torch.softmax(model.step(tok, t, cache).float(), dim=-1).double().numpy())
 
 
-def encode_tokens(model: GPT, tokens: torch.Tensor, chunk: int) -> np.ndarray:
-    """Range-code every target (tokens[:, 1:]) with the model. # (n, T) -> compressed u32 words"""
+def stepper(model: GPT, version: int = VERSION, precision: str = "fp32"):
+    """The object whose `new_cache`/`step` compute the coder's probabilities for this file version."""
+    if precision not in PRECISIONS:
+        raise GroklabError(f"--precision: unknown {precision!r}; allowed: {', '.join(PRECISIONS)}")
+    if version == 1:
+        return model
+    return IncrementalGPT(model, PRECISIONS[precision])
+
+
+def encode_tokens(model, tokens: torch.Tensor, chunk: int) -> np.ndarray:
+    """Range-code every target (tokens[:, 1:]) with `model` (a `stepper`). # (n, T) -> compressed u32 words"""
     enc = constriction.stream.queue.RangeEncoder()
     fam = _family()
     for i in range(0, len(tokens), chunk):
@@ -56,7 +69,7 @@ def encode_tokens(model: GPT, tokens: torch.Tensor, chunk: int) -> np.ndarray:
     return enc.get_compressed()
 
 
-def decode_tokens(model: GPT, words: np.ndarray, n: int, seq_len: int, chunk: int) -> torch.Tensor:
+def decode_tokens(model, words: np.ndarray, n: int, seq_len: int, chunk: int) -> torch.Tensor:
     """Inverse of encode_tokens: the same calls in the same order. # -> (n, T) int64"""
     dec = constriction.stream.queue.RangeDecoder(words)
     fam = _family()
@@ -77,15 +90,18 @@ def sha256(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
-def encode_bytes(model: GPT, mhash: str, fmt: Addition, data: bytes, chunk: int, where: str = "IN") -> bytes:
+def encode_bytes(model: GPT, mhash: str, fmt: Addition, data: bytes, chunk: int, where: str = "IN",
+                 precision: str = "fp32") -> bytes:
     try:
         text = data.decode("ascii")
     except UnicodeDecodeError as e:
         raise GroklabError(f"{where}: byte {e.start} is not ASCII; expected addition examples, one per line") from None
     tokens, trailing = parse_lines(text, fmt, where)
-    words = np.ascontiguousarray(encode_tokens(model, tokens, chunk), dtype="<u4")
+    step = stepper(model, VERSION, precision)
+    words = np.ascontiguousarray(encode_tokens(step, tokens, chunk), dtype="<u4")
     payload = words.tobytes()
-    head = HEAD.pack(MAGIC, VERSION, int(trailing), chunk, len(tokens), bytes.fromhex(mhash), sha256(data),
+    flags = int(trailing) | (2 if precision == "bf16" else 0)
+    head = HEAD.pack(MAGIC, VERSION, flags, chunk, len(tokens), bytes.fromhex(mhash), sha256(data),
                      len(words), zlib.crc32(payload))
     return head + HEAD_CRC.pack(zlib.crc32(head)) + payload
 
@@ -101,9 +117,12 @@ def read_header(blob: bytes, where: str = "IN") -> dict:
     if zlib.crc32(head) != crc:
         raise GroklabError(f"{where}: corrupted header (crc32 mismatch)")
     magic, ver, flags, chunk, n, mh, orig, nwords, pcrc = HEAD.unpack(head)
-    if ver != VERSION:
-        raise GroklabError(f"{where}: format version {ver} is not supported; allowed: {VERSION}")
-    return {"trailing": bool(flags & 1), "chunk": chunk, "n_examples": n, "model_hash": mh.hex(),
+    if ver not in VERSIONS:
+        raise GroklabError(f"{where}: format version {ver} is not supported; allowed: {', '.join(map(str, VERSIONS))}")
+    if flags & ~3 or (ver == 1 and flags & 2):
+        raise GroklabError(f"{where}: unknown flags {flags:#04x} in the header")
+    return {"version": ver, "trailing": bool(flags & 1), "precision": "bf16" if flags & 2 else "fp32",
+            "chunk": chunk, "n_examples": n, "model_hash": mh.hex(),
             "sha256": orig, "n_words": nwords, "payload_crc": pcrc}
 
 
@@ -120,7 +139,13 @@ def decode_bytes(model: GPT, mhash: str, fmt: Addition, blob: bytes, where: str 
     if zlib.crc32(payload) != h["payload_crc"]:
         raise GroklabError(f"{where}: corrupted payload (crc32 mismatch)")
     words = np.frombuffer(payload, dtype="<u4").astype(np.uint32)
-    tokens = decode_tokens(model, words, h["n_examples"], fmt.seq_len, h["chunk"])
+    step = stepper(model, h["version"], h["precision"])
+    try:
+        tokens = decode_tokens(step, words, h["n_examples"], fmt.seq_len, h["chunk"])
+    except (AssertionError, ValueError, RuntimeError):  # constriction: data invalid under these probabilities
+        raise GroklabError(f"{where}: the payload does not decode under this model's probabilities (they differ "
+                           "from the encoder's: other torch build or device?); it cannot match the original's "
+                           "checksum") from None
     data = format_text(tokens, h["trailing"]).encode("ascii")
     if sha256(data) != h["sha256"]:
         raise GroklabError(f"{where}: decoded data fails the checksum of the original (the probabilities "
