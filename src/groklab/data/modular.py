@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import torch
 
 from groklab import GroklabError
@@ -84,3 +85,23 @@ def modular_task(p: int, op: str, train_fraction: float, only_a_le_b: bool, seed
     tr, te = perm[:n_train], perm[n_train:]
     n = n_elements(p, op)
     return TaskData(pairs[tr], labels[tr], pairs[te], labels[te], n_classes=n, n_tokens=n)
+
+
+def modular_member_splits(p: int, op: str, train_fraction: float, only_a_le_b: bool, seeds: list[int]):
+    """Every member its own split, as PAIR's seeds: member i's permutation of the pairs is
+    numpy's legacy RandomState(seeds[i]).permutation (= np.random.seed(s); np.random.permutation), the first
+    int(train_fraction · n) pairs train. Returns a MemberData (x (M, n_train, 2), x_test (M, n_test, 2))."""
+    from groklab.data.members import MemberData
+
+    pairs = all_pairs(p, op, only_a_le_b)  # (n_pairs, 2)
+    labels = apply_op(op, pairs[:, 0], pairs[:, 1], p)  # (n_pairs,)
+    n_train = int(train_fraction * len(pairs))
+    if n_train < 1 or n_train >= len(pairs):
+        raise GroklabError(f"data.train_fraction: {train_fraction} leaves an empty train or test set "
+                           f"({len(pairs)} pairs)")
+    perms = torch.from_numpy(np.stack([np.random.RandomState(s).permutation(len(pairs)) for s in seeds]))  # (M, n)
+    tr, te = perms[:, :n_train], perms[:, n_train:]  # (M, n_train), (M, n_test)
+    m = len(seeds)
+    return MemberData(x=pairs[tr], y=labels[tr], y_true=labels[tr], mask=torch.ones(m, n_train, dtype=torch.bool),
+                      count=torch.full((m,), n_train, dtype=torch.int64), index=tr.clone(), x_test=pairs[te],
+                      y_test=labels[te], n_classes=n_elements(p, op), seeds=[int(s) for s in seeds])

@@ -39,6 +39,12 @@ class Batch:
         """Shared inputs, every row counting: the hand-written losses apply."""
         return not self.per_member and self.pick is None and self.mask is None
 
+    @property
+    def whole_rows(self) -> bool:
+        """Per-member inputs where every row counts (no mask, or an all-True one): a model with
+        `per_member_loss_grads` takes them in its hand-written loss."""
+        return self.per_member and self.pick is None and (self.mask is None or bool(self.mask.all()))
+
     def members(self, s: int, e: int) -> Batch:
         """The batch of members s..e-1."""
         if self.plain:

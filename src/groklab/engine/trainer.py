@@ -76,8 +76,9 @@ def member_grads(model, params: dict[str, torch.Tensor], x: torch.Tensor | Batch
     which keeps the activations of one chunk in cache and bounds memory."""
     batch = x if isinstance(x, Batch) else Batch(x, y)
     m = next(iter(params.values())).shape[0]
-    plain = (HAND_WRITTEN_LOSS and batch.plain and loss_kw.get("softmax", "softmax") == "softmax"
-             and loss_kw.get("dtype", "float32") == "float32")
+    plain = (HAND_WRITTEN_LOSS and loss_kw.get("softmax", "softmax") == "softmax"
+             and loss_kw.get("dtype", "float32") == "float32"
+             and (batch.plain or (batch.whole_rows and getattr(model, "per_member_loss_grads", False))))
 
     def grads_of(sub: dict[str, torch.Tensor], b: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if plain and hasattr(model, "loss_grads"):  # hand-written softmax cross-entropy backward

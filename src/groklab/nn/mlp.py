@@ -26,6 +26,8 @@ class PairMLP:
     (H, p) — which is the same function with far fewer FLOPs than pushing every example through E.
     """
 
+    per_member_loss_grads = True  # loss_grads also takes per-member x (M, N, 2), y (M, N)
+
     def __init__(self, n_tokens: int, n_classes: int, hidden: int, embed_size: int = 0,
                  tied: bool = True, act: str = "relu", init: str = "pair", fixed_embed: str = "none"):
         if tied and n_classes != n_tokens:
@@ -75,13 +77,14 @@ class PairMLP:
             return params["w_out"] @ out.transpose(1, 2)
         return params["embed"].transpose(1, 2) if self.tied else params["unembed"]
 
-    def hidden(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        """x: (N, 2) int64 operands -> post-activation hidden. # (M, N, H)"""
+    def hidden(self, params: dict[str, torch.Tensor], x: torch.Tensor, per_member: bool = False) -> torch.Tensor:
+        """x: (N, 2) int64 operands, or per member (M, N, 2) -> post-activation hidden. # (M, N, H)"""
         a = self.input_weights(params)  # (M, p, H)
-        return self.act(a[:, x[:, 0]] + a[:, x[:, 1]])
+        return self.act(_rows(a, x[..., 0], per_member) + _rows(a, x[..., 1], per_member))
 
-    def forward(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        return self.hidden(params, x) @ self.output_weights(params)  # (M, N, C)
+    def forward(self, params: dict[str, torch.Tensor], x: torch.Tensor, per_member: bool = False) -> torch.Tensor:
+        """Logits; with per_member, member i reads its own inputs x[i] (its own split). # (M, N, C)"""
+        return self.hidden(params, x, per_member) @ self.output_weights(params)  # (M, N, C)
 
     def loss_grads(self, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
                    reduction: str = "ce") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -121,13 +124,14 @@ class PairMLP:
 
         One softmax pass gives both the gradient (softmax − onehot) and the loss −log softmax[y]; examples
         whose target probability is too small for float32 (< 1e-30) get their loss as logsumexp − logit."""
-        m, n, c = a.shape[0], len(y), ut.shape[1]
-        i0, i1 = x[:, 0], x[:, 1]
-        pre = a[:, i0] + a[:, i1]  # (M, N, H)
+        per_member = x.dim() == 3  # (M, N, 2): every member its own examples (y (M, N))
+        m, n, c = a.shape[0], y.shape[-1], ut.shape[1]
+        i0, i1 = x[..., 0], x[..., 1]  # (N,) or (M, N)
+        pre = _rows(a, i0, per_member) + _rows(a, i1, per_member)  # (M, N, H)
         h = self.act(pre)  # (M, N, H)
         logits = torch.bmm(h, ut.transpose(1, 2))  # (M, N, C)
         g = torch.softmax(logits, -1)  # (M, N, C)
-        tgt = y.expand(m, n).unsqueeze(-1)  # (M, N, 1)
+        tgt = y.expand(m, n).unsqueeze(-1)  # (M, N, 1): shared y (N,) or per member (M, N)
         p_y = g.gather(-1, tgt)  # (M, N, 1)
         # 1 − p_y as the sum of the other classes' probabilities, never as 1 − p_y: in float32 p_y rounds to
         # a multiple of 2^-24 near 1, so p_y − 1 would lose the target's gradient of every well-fitted
@@ -147,8 +151,20 @@ class PairMLP:
             d_pre.mul_(pre > 0)
         else:
             d_pre = act_backward(self.act, pre, d_pre)
-        d_a.zero_().index_add_(1, i0, d_pre).index_add_(1, i1, d_pre)
+        if per_member:
+            hh = d_pre.shape[-1]
+            d_a.zero_().scatter_add_(1, i0.unsqueeze(-1).expand(-1, -1, hh), d_pre)
+            d_a.scatter_add_(1, i1.unsqueeze(-1).expand(-1, -1, hh), d_pre)
+        else:
+            d_a.zero_().index_add_(1, i0, d_pre).index_add_(1, i1, d_pre)
         return loss / c if reduction == "pair" else loss
+
+
+def _rows(a: torch.Tensor, idx: torch.Tensor, per_member: bool) -> torch.Tensor:
+    """Rows idx of every member's table a (M, p, H): shared idx (N,) or per member (M, N). # (M, N, H)"""
+    if not per_member:
+        return a[:, idx]
+    return a.gather(1, idx.unsqueeze(-1).expand(-1, -1, a.shape[-1]))
 
 
 class BitMLP:

@@ -31,6 +31,10 @@ class DataConfig:
     n_train: int = opt(1200, "parity: number of training sequences (fixed set)", ge=1)
     n_test: int = opt(2000, "parity: number of test sequences", ge=1)
     seed: int = opt(0, "seed of the data split / parity samples (shared by all members)", ge=0)
+    split: str = opt("shared", "modular: 'shared' = one split from data.seed for every member; 'per_seed' = the "
+                     "member with seed s trains on its own split, numpy RandomState(s).permutation of the pairs "
+                     "(PAIR's np.random.seed(seed) + np.random.permutation; pair_mlp only)",
+                     choices=("shared", "per_seed"))
 
 
 @dataclass
@@ -136,6 +140,12 @@ class GrokConfig(RootConfig):
         if m.kind == "transformer" and m.transformer.d_model % m.transformer.n_heads:
             raise GroklabError(f"model.transformer.n_heads: must divide model.transformer.d_model "
                                f"({m.transformer.d_model}), got {m.transformer.n_heads}")
+        if d.split == "per_seed" and (t.kind != "modular" or m.kind != "pair_mlp"):
+            raise GroklabError("data.split: 'per_seed' needs task.kind 'modular' and model.kind 'pair_mlp'; "
+                               "allowed otherwise: shared")
+        if d.split == "per_seed" and self.train.progress_every:
+            raise GroklabError("train.progress_every: progress measures read one shared split; with "
+                               "data.split = 'per_seed' allowed: 0")
         if t.kind == "parity" and t.n_bits < 60 and d.n_train > 2**t.n_bits:
             raise GroklabError(f"data.n_train: at most 2**task.n_bits = {2**t.n_bits}, got {d.n_train}")
 

@@ -79,7 +79,13 @@ def _train_and_write(cfg: Config, run: store.Run, data, model, dev, t0: float, o
             on_progress(step, active)
 
     every, min_s = checkpoint_policy(cfg.train)
-    res = train(model, data, members, cfg.optim, cfg.train, dev,
+    train_data = data
+    if cfg.data.split == "per_seed":  # every member its own split (PAIR's per-seed np.random.permutation)
+        from groklab.data.modular import modular_member_splits
+        d = cfg.data
+        train_data = modular_member_splits(cfg.task.p, cfg.task.op, d.train_fraction, d.only_a_le_b,
+                                           [m.seed for m in members])
+    res = train(model, train_data, members, cfg.optim, cfg.train, dev,
                 settled=lambda h: settled_mask(h, cfg.analysis), on_snapshot=on_snapshot,
                 on_progress=on_step,
                 on_log=progress_hook(cfg, model, data) if cfg.train.progress_every else None,
