@@ -20,11 +20,10 @@ import numpy as np
 import torch
 from common import report
 
-from groklab.data.addition import format_text
 from groklab.engine import device as devmod
 from groklab.labs.compression import coder
 from groklab.labs.compression.config import load
-from groklab.labs.compression.train import arch_toml, load_model, model_hash
+from groklab.labs.compression.train import load_model
 from groklab.nn.gpt import GPT
 
 
@@ -62,17 +61,25 @@ def range_coder_only(n_tokens: int, repeat: int) -> dict:
     return {"tokens": len(sym), "encode_tokens_per_s": len(sym) / t_enc, "decode_tokens_per_s": len(sym) / t_dec}
 
 
-def with_model(model: GPT, mhash: str, fmt, n: int, chunk: int, repeat: int) -> dict:
-    data = format_text(fmt.sample(n, torch.Generator().manual_seed(123))).encode()
-    blob = coder.encode_bytes(model, mhash, fmt, data, chunk)
-    t_enc = best_of(lambda: coder.encode_bytes(model, mhash, fmt, data, chunk), repeat)
+def with_model(model: GPT, fmt, n: int, chunk: int, repeat: int, version: int, precision: str) -> dict:
+    """The coder's two passes with the model, as `compress encode/decode` run them, for one file version:
+    1 = `GPT.step` (before), 2 = `nn/gpt_step.IncrementalGPT` with fp32 or bf16 matmuls (after)."""
+    tokens = fmt.sample(n, torch.Generator().manual_seed(123))  # (n, T)
+    step = coder.stepper(model, version, precision)
+    words = coder.encode_tokens(step, tokens, chunk)
+    t_enc = best_of(lambda: coder.encode_tokens(step, tokens, chunk), repeat)
     out = {}
-    t_dec = best_of(lambda: out.setdefault("d", coder.decode_bytes(model, mhash, fmt, blob)), repeat)
-    assert out["d"] == data
-    tokens = n * fmt.n_targets
-    return {"examples": n, "tokens": tokens, "n_params": model.n_params(), "chunk": chunk,
-            "encode_tokens_per_s": tokens / t_enc, "decode_tokens_per_s": tokens / t_dec,
-            "bits_per_example": 8 * len(blob) / n}
+    t_dec = best_of(lambda: out.setdefault("d", coder.decode_tokens(step, words, n, fmt.seq_len, chunk)), repeat)
+    assert torch.equal(out["d"], tokens)
+    n_tok = n * fmt.n_targets
+    return {"examples": n, "tokens": n_tok, "n_params": model.n_params(), "chunk": chunk, "version": version,
+            "precision": precision, "encode_tokens_per_s": n_tok / t_enc, "decode_tokens_per_s": n_tok / t_dec,
+            "bits_per_example": 32 * len(words) / n, "floor_bits_per_example": fmt.floor_bits()}
+
+
+VARIANTS = [(1, "fp32", "before: `GPT.step` op by op (file version 1)"),
+            (2, "fp32", "after: folded `IncrementalGPT`, fp32 (version 2, default)"),
+            (2, "bf16", "after: folded `IncrementalGPT`, bf16 matmuls (`--precision bf16`)")]
 
 
 def main() -> None:
@@ -85,28 +92,35 @@ def main() -> None:
     ap.add_argument("--write", action="store_true", help="put the table into BENCHMARKS.md")
     a = ap.parse_args()
     if a.model:
-        model, cfg, mhash, _ = load_model(a.model)
+        model, cfg = load_model(a.model)[:2]
     else:
         cfg = load("addition8-cpu")
         torch.manual_seed(0)
         model = GPT(cfg.shape()).eval()
-        mhash = model_hash(model.state_dict(), arch_toml(cfg))
     load0 = os.getloadavg()[0]
     lines = [f"Measured {time.strftime('%Y-%m-%d %H:%M')} UTC on {platform.machine()} ({os.cpu_count()} cores), "
              f"torch {torch.__version__}, load average {load0:.2f} at start; model: "
              f"{a.model or 'random weights of the addition8-cpu shape'} ({model.n_params():,} parameters); "
              f"{a.examples:,} examples = {a.examples * cfg.fmt().n_targets:,} coded tokens, chunk {a.chunk}, "
              f"best of {a.repeat}.", "",
-             "| what | threads | encode tokens/s | decode tokens/s |", "|---|---|---|---|"]
+             "| what | threads | encode tokens/s | decode tokens/s | round trip tokens/s | bits / floor | vs before |",
+             "|---|---|---|---|---|---|---|"]
     for threads in (int(t) for t in a.threads.split(",")):
         devmod.setup("cpu", threads)
         rc = range_coder_only(a.examples * cfg.fmt().n_targets, a.repeat)
-        wm = with_model(model, mhash, cfg.fmt(), a.examples, a.chunk, a.repeat)
-        print(json.dumps({"threads": threads, "range_coder_only": rc, "with_model": wm}), flush=True)
+        print(json.dumps({"threads": threads, "range_coder_only": rc}), flush=True)
         lines.append(f"| constriction range coder alone (Categorical, perfect=False, 14 symbols) | {threads} | "
-                     f"{rc['encode_tokens_per_s'] / 1e6:.1f} M | {rc['decode_tokens_per_s'] / 1e6:.1f} M |")
-        lines.append(f"| with the GPT (incremental KV-cache forward over {a.chunk:,}-example chunks) | {threads} | "
-                     f"{wm['encode_tokens_per_s'] / 1e3:.1f} k | {wm['decode_tokens_per_s'] / 1e3:.1f} k |")
+                     f"{rc['encode_tokens_per_s'] / 1e6:.1f} M | {rc['decode_tokens_per_s'] / 1e6:.1f} M | | | |")
+        base = None
+        for version, precision, what in VARIANTS:
+            wm = with_model(model, cfg.fmt(), a.examples, a.chunk, a.repeat, version, precision)
+            print(json.dumps({"threads": threads, "with_model": wm}), flush=True)
+            rt = 1 / (1 / wm["encode_tokens_per_s"] + 1 / wm["decode_tokens_per_s"])
+            base = base or rt
+            lines.append(f"| {what}, {a.chunk:,}-example chunks | {threads} | "
+                         f"{wm['encode_tokens_per_s'] / 1e3:.1f} k | {wm['decode_tokens_per_s'] / 1e3:.1f} k | "
+                         f"{rt / 1e3:.1f} k | "
+                         f"{wm['bits_per_example'] / wm['floor_bits_per_example']:.5f} | {rt / base:.2f}x |")
     report("\n".join(lines), "coder-bench", a.write)
 
 
