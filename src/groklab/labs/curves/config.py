@@ -154,12 +154,15 @@ class AdditionScalingConfig:
     n_digits: int = opt(3, "digits per operand (seed 002: 8; small operands keep it CPU-feasible)", ge=1, le=17)
     sampling: str = opt("uniform", "operands: uniform = 0..10^n-1 zero-padded; leading19 = first digit 1-9 "
                         "(yulundu/compression)", choices=("uniform", "leading19"))
+    reverse: bool = opt(False, "write the answer least-significant digit first (same entropy floor; Lee et al. 2023: "
+                        "small transformers learn addition faster so)")
     layers: int = opt(2, "transformer blocks (fixed across widths: only the width is scaled)", ge=1)
     heads: int = opt(2, "attention heads (every scaling.widths entry must be divisible by it)", ge=1)
     rope: bool = opt(True, "rotary positions on queries and keys (as the compression lab's addition8 preset)")
     batch_size: int = opt(128, "fresh examples per step", ge=1)
     lr_rule: str = opt("inverse_width", "per-width learning rate: inverse_width = optim.lr × lr_width / width "
-                       "(Adam under standard parametrization, Yang et al. 2022); constant = optim.lr at every width",
+                       "(μP's Adam rule for hidden matrices, Yang et al. 2022, applied to all parameters); constant = "
+                       "optim.lr at every width",
                        choices=("inverse_width", "constant"))
     lr_width: int = opt(32, "the width at which the learning rate is optim.lr", ge=1)
     lr_max: float = opt(2e-2, "upper bound on any width's learning rate", gt=0.0)

@@ -118,7 +118,7 @@ def addition_figure(path: Path, s: dict) -> Path:
     fig, axes = plot.subplots(1, 2, w=5.2, h=3.8)
     ax, ax2 = axes[0][0], axes[0][1]
     n = [p["params"] for p in pw]
-    ax.plot(n, [p["bits_per_example"] for p in pw], "o-", color=plot.TEST, label="held-out, at convergence")
+    ax.plot(n, [p["bits_per_example"] for p in pw], "o-", color=plot.TEST, label="held-out (best evaluation)")
     ax.axhline(s["floor_bits_per_example"], color="k", ls="--", lw=1,
                label=f"entropy floor {s['floor_bits_per_example']:.2f}")
     fc = s.get("floor_check")

@@ -31,7 +31,7 @@ def _bits(s: dict) -> go.Figure:
     pw = s["per_width"]
     fig = go.Figure()
     fig.add_scatter(x=[p["params"] for p in pw], y=[p["bits_per_example"] for p in pw], mode="lines+markers",
-                    name="held-out, at convergence", line={"color": plot.TEST},
+                    name="held-out (best evaluation)", line={"color": plot.TEST},
                     customdata=[[p["width"], p["steps"], "yes" if p["converged"] else "no (cap)"] for p in pw],
                     hovertemplate="width %{customdata[0]} (N = %{x:,}): %{y:.3f} bits per example<br>steps "
                                   "%{customdata[1]:,.0f}, converged %{customdata[2]}<extra></extra>")
@@ -64,8 +64,9 @@ def sections(path: Path, s: dict) -> list:
              "yes" if p["converged"] else "no (cap)", p["bits_per_example"], p["gap_bits"], f"{p['exact_match']:.1%}"]
             for p in s["per_width"]]
     return [Raw(words(s)),
-            Panel("Bits per example at convergence", "Held-out code length of each width against the exact entropy "
-                  "floor of the generator; the dotted line is E of L(N) = E + A/N^α.", _bits(s), "curves-addition"),
+            Panel("Bits per example against model size", "Held-out code length of each width (at its plateau, or at "
+                  "the step cap) against the exact entropy floor of the generator; the dotted line is E of "
+                  "L(N) = E + A/N^α.", _bits(s), "curves-addition"),
             Panel("Training to the plateau", "Validation loss per width (first seed); each line ends where the plateau "
                   "rule stopped it or at the step cap.", _curves(path, s), "curves-addition-steps"),
             Panel("Per width", "Means over seeds; gap = bits per example above the floor.", Raw(table(

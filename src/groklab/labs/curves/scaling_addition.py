@@ -5,9 +5,11 @@ Training is the engine's stream loop (engine/stream.py: the GPT as a ModuleEnsem
 with GPT.param_groups' decay mask), one training per width × seed, every batch fresh (one pass, no overfitting).
 
 Per-width learning rate (addition.lr_rule = inverse_width): lr(w) = optim.lr × lr_width / w, at most lr_max.
-Under the standard parametrization with Adam the best learning rate of the hidden matrices falls like
-1/fan_in = 1/width (Yang et al. 2022, Tensor Programs V, Table 3 / μTransfer); the rule applies that scaling to
-the whole model from a base tuned at one width, with no per-width search.
+It borrows μP's Adam rule for hidden matrices, learning rate ∝ 1/fan_in (Yang et al. 2022, Tensor Programs V;
+microsoft/mup's MuAdam divides those learning rates by the width multiplier), and applies it to every parameter
+of the standard-parametrized GPT from a base set at one width: a simplification of μP (which would keep the
+embedding's rate and rescale the output layer), chosen because it costs no per-width search (a probe of a few
+learning rates per width would multiply the CPU time of the sweep).
 
 Convergence (addition.*): evaluate the validation set every eval_every steps; at an evaluation at step t ≥
 min_steps, with b_old the best validation loss of the evaluations at steps ≤ (1 − window)·t and b the best so
@@ -48,7 +50,8 @@ VAL_SEED, TEST_SEED = 10**9, 2 * 10**9  # offsets of the held-out sets from addi
 
 
 def fmt_of(cfg) -> Addition:
-    return Addition(n_digits=cfg.addition.n_digits, sampling=cfg.addition.sampling)
+    a = cfg.addition
+    return Addition(n_digits=a.n_digits, sampling=a.sampling, reverse=a.reverse)
 
 
 def shape_of(cfg, width: int) -> GPTShape:
