@@ -47,4 +47,7 @@ class Row:
 
 
 def fmt_value(v: float) -> str:
-    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.4g}"
+    """Thousands separators from 100 up; below, 4 significant digits, or 6 close to 1 (ratios like 1.00017)."""
+    if abs(v) >= 100:
+        return f"{v:,.0f}"
+    return f"{v:.6g}" if 0.99 < abs(v) < 1.01 else f"{v:.4g}"
