@@ -150,6 +150,9 @@ def test_second_descent_and_peak_detection():
     pts = [{"x": x, "train_error": tr, "test_error": te} for x, tr, te in
            [(2, 0.6, 0.7), (8, 0.3, 0.4), (16, 0.1, 0.5), (32, 0.0, 0.45), (64, 0.0, 0.3)]]
     assert threshold_and_peak(pts, 0.0) == (32, {"x": 16, "test_error": 0.5})
+    falling = [{"x": x, "train_error": tr, "test_error": te} for x, tr, te in  # clean labels: no bump after the
+               [(2, 0.6, 0.7), (8, 0.3, 0.5), (16, 0.0, 0.42), (32, 0.0, 0.41), (64, 0.0, 0.38)]]  # sweet spot
+    assert threshold_and_peak(falling, 0.0) == (16, {"x": None, "test_error": None})
 
 
 @pytest.mark.parametrize("field,value,words", [

@@ -27,12 +27,15 @@ TRAIN_ZERO = 1e-9  # relative train MSE counted as interpolation (features)
 def threshold_and_peak(points: list[dict], zero: float) -> tuple[float | None, dict]:
     """Interpolation threshold: the first x whose train error is <= zero (None if no x fits). Peak: the highest
     test error after the classical sweet spot, i.e. after the lowest test error at or below the threshold (of
-    all points when none fits); {"x": None, ...} when the curve only falls."""
+    all points when none fits); {"x": None, ...} when nothing after the sweet spot rises above it (the curve only
+    falls: e.g. clean labels, where the lowest point at the threshold is followed by lower ones)."""
     thr = next((p["x"] for p in points if p["train_error"] <= zero), None)
     under = [i for i, p in enumerate(points) if thr is None or p["x"] <= thr]
     best = min(under, key=lambda i: points[i]["test_error"])
     after = [p for p in points[best + 1:] if np.isfinite(p["test_error"])]
-    peak = max(after, key=lambda p: p["test_error"]) if after else {"x": None, "test_error": None}
+    peak = max(after, key=lambda p: p["test_error"]) if after else None
+    if peak is None or peak["test_error"] <= points[best]["test_error"]:
+        return thr, {"x": None, "test_error": None}
     return thr, {"x": peak["x"], "test_error": peak["test_error"]}
 
 
