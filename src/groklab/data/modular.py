@@ -72,16 +72,21 @@ def all_pairs(p: int, op: str, only_a_le_b: bool) -> torch.Tensor:
     return torch.stack([a[keep], b[keep]], dim=1)
 
 
-def modular_task(p: int, op: str, train_fraction: float, only_a_le_b: bool, seed: int) -> TaskData:
-    """Split all pairs into train/test with a permutation drawn from `seed` (PAIR: int(frac * n))."""
+def _labelled_pairs(p: int, op: str, train_fraction: float, only_a_le_b: bool):
+    """Every valid pair (n_pairs, 2), its labels (n_pairs,) and the train size int(frac · n) (PAIR's), checked."""
     pairs = all_pairs(p, op, only_a_le_b)  # (n_pairs, 2)
     labels = apply_op(op, pairs[:, 0], pairs[:, 1], p)  # (n_pairs,)
-    g = torch.Generator().manual_seed(seed)
-    perm = torch.randperm(len(pairs), generator=g)
     n_train = int(train_fraction * len(pairs))
     if n_train < 1 or n_train >= len(pairs):
         raise GroklabError(f"data.train_fraction: {train_fraction} leaves an empty train or test set "
                            f"({len(pairs)} pairs)")
+    return pairs, labels, n_train
+
+
+def modular_task(p: int, op: str, train_fraction: float, only_a_le_b: bool, seed: int) -> TaskData:
+    """Split all pairs into train/test with a permutation drawn from `seed` (PAIR: int(frac * n))."""
+    pairs, labels, n_train = _labelled_pairs(p, op, train_fraction, only_a_le_b)
+    perm = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(seed))
     tr, te = perm[:n_train], perm[n_train:]
     n = n_elements(p, op)
     return TaskData(pairs[tr], labels[tr], pairs[te], labels[te], n_classes=n, n_tokens=n)
@@ -93,12 +98,7 @@ def modular_member_splits(p: int, op: str, train_fraction: float, only_a_le_b: b
     int(train_fraction · n) pairs train. Returns a MemberData (x (M, n_train, 2), x_test (M, n_test, 2))."""
     from groklab.data.members import MemberData
 
-    pairs = all_pairs(p, op, only_a_le_b)  # (n_pairs, 2)
-    labels = apply_op(op, pairs[:, 0], pairs[:, 1], p)  # (n_pairs,)
-    n_train = int(train_fraction * len(pairs))
-    if n_train < 1 or n_train >= len(pairs):
-        raise GroklabError(f"data.train_fraction: {train_fraction} leaves an empty train or test set "
-                           f"({len(pairs)} pairs)")
+    pairs, labels, n_train = _labelled_pairs(p, op, train_fraction, only_a_le_b)
     perms = torch.from_numpy(np.stack([np.random.RandomState(s).permutation(len(pairs)) for s in seeds]))  # (M, n)
     tr, te = perms[:, :n_train], perms[:, n_train:]  # (M, n_train), (M, n_test)
     m = len(seeds)

@@ -99,14 +99,16 @@ def train_stream(ens: ModuleEnsemble, stream: TokenStream, optim, train_cfg, dev
                  *, decay_mask: dict[str, bool] | None = None, on_progress: Callable[[int], None] | None = None,
                  checkpoint_every: int = 0, checkpoint_min_s: float = 0.0,
                  on_checkpoint: Callable[[dict[str, torch.Tensor], dict], None] | None = None,
-                 resume: tuple[dict[str, torch.Tensor], dict] | None = None) -> StreamResult:
+                 resume: tuple[dict[str, torch.Tensor], dict] | None = None,
+                 should_stop: Callable[[int], bool] | None = None) -> StreamResult:
     """Train one member for train_cfg.steps updates on `stream` (module docstring).
 
     train_cfg: steps, log_every, seed (the member's init seed; the global RNG — dropout — starts from it).
     optim: the shared [optim] section (lr, weight_decay, schedule, clip, ...; BatchedOptimizer.from_config).
     evaluate(logits_of, step) -> [(metric, value, position)]: logits_of(x (b, T-1)) -> (b, T-1, V) in eval
       mode, no grad. on_progress(updates done). checkpoint_every k > 0: after every k-th update (skipped
-      while less than checkpoint_min_s seconds passed since the last one) on_checkpoint(tensors, meta)."""
+      while less than checkpoint_min_s seconds passed since the last one) on_checkpoint(tensors, meta).
+    should_stop(updates done) -> True ends training after that update (e.g. a plateau rule read off evaluate)."""
     steps, log_every = train_cfg.steps, train_cfg.log_every
     if resume is not None and resume[1].get("format") != FORMAT:
         raise GroklabError(f"resume: not a stream checkpoint (format {resume[1].get('format')!r}, want {FORMAT!r})")
@@ -192,6 +194,8 @@ def train_stream(ens: ModuleEnsemble, stream: TokenStream, optim, train_cfg, dev
             log(done)
         if on_progress is not None:
             on_progress(done)
+        if should_stop is not None and should_stop(done):
+            break
         if (checkpoint_every > 0 and on_checkpoint is not None and done % checkpoint_every == 0 and done < steps
                 and time.perf_counter() - last_checkpoint >= checkpoint_min_s):
             last_checkpoint = time.perf_counter()

@@ -139,8 +139,7 @@ def encode(in_file: Path = typer.Argument(..., help="text file of examples"),
     """Arithmetic-code a file of examples with a trained model (lossless)."""
     from groklab.labs.compression import coder
 
-    if precision not in coder.PRECISIONS:
-        raise GroklabError(f"--precision: unknown {precision!r}; allowed: {', '.join(coder.PRECISIONS)}")
+    coder.check_precision(precision)  # before the model loads
     data = coder.read_input(in_file)
     net, cfg, mhash, _ = _coder_setup(model, threads, chunk)
     t0 = time.perf_counter()

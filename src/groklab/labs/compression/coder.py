@@ -47,10 +47,14 @@ def _next_probs(model, tok: torch.Tensor, t: int, cache) -> np.ndarray:
     return np.ascontiguousarray(torch.softmax(model.step(tok, t, cache).float(), dim=-1).double().numpy())
 
 
-def stepper(model: GPT, version: int = VERSION, precision: str = "fp32"):
-    """The object whose `new_cache`/`step` compute the coder's probabilities for this file version."""
+def check_precision(precision: str) -> None:
     if precision not in PRECISIONS:
         raise GroklabError(f"--precision: unknown {precision!r}; allowed: {', '.join(PRECISIONS)}")
+
+
+def stepper(model: GPT, version: int = VERSION, precision: str = "fp32"):
+    """The object whose `new_cache`/`step` compute the coder's probabilities for this file version."""
+    check_precision(precision)
     if version == 1:
         return model
     return IncrementalGPT(model, PRECISIONS[precision])

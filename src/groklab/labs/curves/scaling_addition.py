@@ -97,10 +97,6 @@ class FreshStream:
         self.gen.set_state(tensors["gen"].clone())
 
 
-class _Converged(Exception):
-    """Raised from the stream loop's progress hook once the plateau rule holds: training ends there."""
-
-
 def prepare_addition(cfg, root: Path):
     """Device and held-out sets before any run folder (config.check already validated the values)."""
     dev = devmod.setup(cfg.train.device, cfg.train.threads)
@@ -145,19 +141,10 @@ def train_width(cfg, width: int, seed: int, dev, sets, on_step=None) -> tuple[di
                                                         floor, a)
         return [("val_loss", vl, -1), ("test_loss", tl, -1)]
 
-    def progress(done: int) -> None:
-        if on_step is not None:
-            on_step(done)
-        if state["stop"]:
-            raise _Converged
-
     t0 = time.perf_counter()
-    try:
-        train_stream(ens, FreshStream(fmt, a.batch_size, a.data_seed + seed), optim, tcfg, dev, evaluate,
-                     decay_mask=mask, on_progress=progress)
-        done = False
-    except _Converged:
-        done = True
+    train_stream(ens, FreshStream(fmt, a.batch_size, a.data_seed + seed), optim, tcfg, dev, evaluate,
+                 decay_mask=mask, on_progress=on_step, should_stop=lambda done: state["stop"])
+    done = state["stop"]
     best = min(evals, key=lambda e: e["val_loss"])
     last = evals[-1]["step"]
     bits = fmt.bits_per_example(best["test_loss"])
