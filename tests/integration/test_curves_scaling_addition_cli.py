@@ -29,6 +29,9 @@ def test_scaling_addition_json_and_store(runs):
     assert s["source"] == "addition" and [p["width"] for p in s["per_width"]] == [4, 8, 12, 16]
     assert all(p["steps"] <= 6 and p["bits_per_example"] > s["floor_bits_per_example"] for p in s["per_width"])
     assert s["floor_check"]["floor"] == pytest.approx(s["floor"]) and isinstance(s["monotone"], bool)
+    preq = [p["preq_bits_per_example"] for p in s["per_width"]]
+    assert s["preq_monotone"] == all(b < a for a, b in zip(preq, preq[1:])) and s["preq_examples"] > 0
+    assert all(q > s["floor_bits_per_example"] for q in preq)
     assert s["floor_check"]["E"] == pytest.approx(out["fits"]["hoffmann_n"]["params"]["E"])
     pts = pq.read_table(run / "points.parquet").to_pydict()
     assert pts["params"] == sorted(pts["params"]) and len(set(pts["n_train"])) == 1

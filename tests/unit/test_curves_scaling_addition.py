@@ -66,6 +66,33 @@ def test_train_width_stops_on_the_plateau_or_at_the_cap(tol, abs_tol, stops):
     assert row["params"] == sa.n_params(c, 8)
 
 
+def test_prequential_code_is_the_pre_update_loss_of_the_first_min_steps(monkeypatch):
+    """preq_bits_per_example = the stream's own code length (code_nats) of the first min_steps batches, recomputed
+    here by replaying the run: train the same width for exactly min_steps with no plateau stop."""
+    c = tiny(tol=0.0, abs_tol=0.0, min_steps=10, max_steps=20)
+    dev, sets = sa.prepare_addition(c, None)
+    row, mets = sa.train_width(c, 8, 0, dev, sets)
+    fmt = sa.fmt_of(c)
+    seen = {}
+    real = sa.train_stream
+
+    def spy(*a, **kw):
+        seen["res"] = real(*a, **kw)
+        return seen["res"]
+
+    monkeypatch.setattr(sa, "train_stream", spy)
+    short = tiny(tol=0.0, abs_tol=0.0, min_steps=10, max_steps=10)
+    sa.train_width(short, 8, 0, dev, sets)
+    res = seen["res"]
+    nats_per_target = res.code_nats / (res.code_examples * fmt.n_targets)
+    assert row["preq_bits_per_example"] == pytest.approx(fmt.bits_per_example(nats_per_target), rel=1e-6)
+    assert fmt.floor_bits() < row["preq_bits_per_example"] < fmt.n_targets * np.log2(14) + 1
+    running = {s: v for s, m, v in mets if m == "preq_loss"}
+    assert sorted(running) == list(range(5, 21, 5))  # every evaluation after step 0
+    assert running[10] == pytest.approx(nats_per_target, rel=1e-6)
+    assert running[20] < running[5]  # it learns while it codes
+
+
 @pytest.mark.parametrize("field,value,words", [
     ("forms", ["power", "hoffmann_nd"], ["scaling.forms", "hoffmann_nd"]),
     ("widths", [8, 12, 16, 18], ["scaling.widths", "multiple of 4"]),

@@ -119,6 +119,9 @@ def addition_figure(path: Path, s: dict) -> Path:
     ax, ax2 = axes[0][0], axes[0][1]
     n = [p["params"] for p in pw]
     ax.plot(n, [p["bits_per_example"] for p in pw], "o-", color=plot.TEST, label="held-out (best evaluation)")
+    if "preq_bits_per_example" in pw[0]:
+        ax.plot(n, [p["preq_bits_per_example"] for p in pw], "s--", color=plot.TRAIN,
+                label=f"prequential code, first {s['preq_examples']:,} examples")
     ax.axhline(s["floor_bits_per_example"], color="k", ls="--", lw=1,
                label=f"entropy floor {s['floor_bits_per_example']:.2f}")
     fc = s.get("floor_check")

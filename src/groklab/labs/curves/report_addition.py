@@ -24,7 +24,10 @@ def words(s: dict) -> str:
     return (f'<div class="gl-words">{len(s["per_width"]) * s["seeds"]} trainings of the addition GPT '
             f"({s['n_digits']}-digit operands, {s['model']}) over widths {s['widths']} × {s['seeds']} seed(s), each on "
             f"fresh examples until its held-out loss plateaued; loss = {s['loss']}. Bigger model, fewer bits at every "
-            f"step: {'yes' if s['monotone'] else 'no'}.{e}</div>")
+            f"step: {'yes' if s['monotone'] else 'no'} for the held-out loss"
+            + (f", {'yes' if s['preq_monotone'] else 'no'} for the prequential code of the first "
+               f"{s['preq_examples']:,} stream examples (training as lossless compression)" if "preq_monotone" in s
+               else "") + f".{e}</div>")
 
 
 def _bits(s: dict) -> go.Figure:
@@ -35,6 +38,11 @@ def _bits(s: dict) -> go.Figure:
                     customdata=[[p["width"], p["steps"], "yes" if p["converged"] else "no (cap)"] for p in pw],
                     hovertemplate="width %{customdata[0]} (N = %{x:,}): %{y:.3f} bits per example<br>steps "
                                   "%{customdata[1]:,.0f}, converged %{customdata[2]}<extra></extra>")
+    if "preq_bits_per_example" in pw[0]:
+        fig.add_scatter(x=[p["params"] for p in pw], y=[p["preq_bits_per_example"] for p in pw], mode="lines+markers",
+                        name=f"prequential code, first {s['preq_examples']:,} examples", line={"color": plot.TRAIN,
+                        "dash": "dash"}, hovertemplate="N = %{x:,}: %{y:.3f} bits per example while learning"
+                        "<extra></extra>")
     fig.add_hline(y=s["floor_bits_per_example"], line={"color": "black", "dash": "dash"},
                   annotation_text=f"entropy floor {s['floor_bits_per_example']:.2f}")
     fc = s.get("floor_check")

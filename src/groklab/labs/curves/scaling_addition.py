@@ -23,6 +23,13 @@ Reported loss of a run: the test-set loss (nats per target) at the evaluation wi
 (separate sets, so the selection does not bias the number); bits per example = loss × targets / ln 2, against
 the exact floor of the generator (Addition.floor_bits).
 
+Prequential code (seed 002's "training = lossless compression of the dataset"): every batch is coded by the model
+*before* it trains on it (engine/stream.py records that loss per step), so the sum of those losses over the first K
+steps is the length of a real two-part-free code of the first K × batch_size stream examples that a decoder could
+replay. Reported per run as bits per example at K = min(min_steps, max_steps), the prefix every width trains
+(`preq_bits_per_example`; the same budget for every width, unlike the held-out loss at each width's own plateau), and
+per evaluation as metric "preq_loss" (the running mean, nats per target, up to that step).
+
 runs/<id>/ points.parquet (width, seed, params, lr, steps, converged, test/val loss, bits, gap, exact match)
            metrics.parquet (width, seed, step, metric, value)  fits.json  figures/  summary.json
 """
@@ -142,7 +149,7 @@ def train_width(cfg, width: int, seed: int, dev, sets, on_step=None) -> tuple[di
         return [("val_loss", vl, -1), ("test_loss", tl, -1)]
 
     t0 = time.perf_counter()
-    train_stream(ens, FreshStream(fmt, a.batch_size, a.data_seed + seed), optim, tcfg, dev, evaluate,
+    res = train_stream(ens, FreshStream(fmt, a.batch_size, a.data_seed + seed), optim, tcfg, dev, evaluate,
                  decay_mask=mask, on_progress=on_step, should_stop=lambda done: state["stop"])
     done = state["stop"]
     best = min(evals, key=lambda e: e["val_loss"])
@@ -154,7 +161,17 @@ def train_width(cfg, width: int, seed: int, dev, sets, on_step=None) -> tuple[di
            "gap_bits": bits - fmt.floor_bits(), "gap_pct": 100 * (best["test_loss"] / floor - 1),
            "exact_match": best["test_exact"], "wall_s": round(time.perf_counter() - t0, 3)}
     mets = [(e["step"], k, e[k]) for e in evals for k in ("val_loss", "test_loss", "val_exact", "test_exact")]
+    code = np.array([v for _, m, v, _ in res.rows if m == "train_loss"])  # (steps,) nats per target, pre-update
+    k = preq_steps(a)
+    row["preq_bits_per_example"] = fmt.bits_per_example(float(code[:k].mean()))
+    running = np.cumsum(code) / np.arange(1, len(code) + 1)  # (steps,) the code so far, nats per target
+    mets += [(e["step"], "preq_loss", float(running[e["step"] - 1])) for e in evals if e["step"] > 0]
     return row, mets
+
+
+def preq_steps(a) -> int:
+    """The prequential budget in steps: the prefix every width trains (module docstring)."""
+    return min(a.min_steps, a.max_steps)
 
 
 def run(cfg, root: Path | str | None = None, on_progress=None, prepared=None) -> dict:
@@ -196,8 +213,10 @@ def run(cfg, root: Path | str | None = None, on_progress=None, prepared=None) ->
              "n_digits": a.n_digits, "sampling": a.sampling, "n_targets": fmt.n_targets,
              "floor": fmt.floor(), "floor_bits_per_example": fmt.floor_bits(),
              "per_width": per_width(rows), "floor_check": floor_check(fits, fmt)}
-        s["monotone"] = all(b["bits_per_example"] < p["bits_per_example"]
-                            for p, b in zip(s["per_width"], s["per_width"][1:]))
+        pw = s["per_width"]
+        s["monotone"] = all(b["bits_per_example"] < p["bits_per_example"] for p, b in zip(pw, pw[1:]))
+        s["preq_steps"], s["preq_examples"] = preq_steps(a), preq_steps(a) * a.batch_size
+        s["preq_monotone"] = all(b["preq_bits_per_example"] < p["preq_bits_per_example"] for p, b in zip(pw, pw[1:]))
         return _finish(run_, s, t0)
 
 
@@ -207,7 +226,8 @@ def per_width(rows: list[dict]) -> list[dict]:
     for w in sorted({r["width"] for r in rows}):
         rs = [r for r in rows if r["width"] == w]
         m = {k: float(np.mean([r[k] for r in rs])) for k in ("test_loss", "bits_per_example", "gap_bits",
-                                                              "gap_pct", "exact_match", "steps", "wall_s")}
+                                                              "gap_pct", "exact_match", "steps", "wall_s",
+                                                              "preq_bits_per_example")}
         out.append({"width": w, "params": rs[0]["params"], "lr": rs[0]["lr"],
                     "converged": all(r["converged"] for r in rs), **m})
     return out
@@ -233,15 +253,17 @@ def show(s: dict) -> None:
     from groklab import console as cli
     t = Table(title=f"{s['preset']}: {s['n_digits']}-digit addition, floor {s['floor_bits_per_example']:.2f} "
               "bits/example")
-    for c in ("width", "params", "lr", "steps", "converged", "bits/example", "gap to floor", "exact match"):
+    for c in ("width", "params", "lr", "steps", "converged", "bits/example", "gap to floor", "exact match",
+              f"prequential bits/example (first {s['preq_examples']:,})"):
         t.add_column(c)
     for p in s["per_width"]:
         t.add_row(str(p["width"]), f"{p['params']:,}", f"{p['lr']:.3g}", f"{p['steps']:,.0f}",
                   "yes" if p["converged"] else "no (cap)", f"{p['bits_per_example']:.3f}", f"{p['gap_bits']:.3f}",
-                  f"{p['exact_match']:.1%}")
+                  f"{p['exact_match']:.1%}", f"{p['preq_bits_per_example']:.3f}")
     cli.out.print(t)
     fc = s.get("floor_check")
-    words = f"monotone (bigger model, fewer bits): {'yes' if s['monotone'] else 'no'}"
+    words = (f"monotone (bigger model, fewer bits): held-out {'yes' if s['monotone'] else 'no'}, prequential code "
+             f"{'yes' if s['preq_monotone'] else 'no'}")
     if fc:
         lo, hi = fc["E_ci95"]
         ci = f" [{lo:.4f}, {hi:.4f}]" if lo is not None else ""
