@@ -30,6 +30,9 @@ Rules:
 - Inputs: shared `x (N, ...)` by default (vmap in_dims None, no copies); `per_member=True` takes
   `x (M, N, ...)`, one batch per member. The trainer always passes shared inputs.
 - M == 1 skips vmap (a plain functional_call on the squeezed weights); the result is the same.
+- Fast path: a module class with a static `batched_forward(params, x, per_member) -> (M, N, C)` (the same
+  function written for stacked members, e.g. nn/modules.MNIST1DCNN's im2col matmuls) is used instead of vmap
+  for M > 1 when it has no buffers and no dropout; `batched=False` forces vmap (benchmarks' before/after).
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ def _has_dropout(module: nn.Module) -> bool:
 class ModuleEnsemble:
     """M members of the architecture `make()` builds, trained as one batched model (module docstring)."""
 
-    def __init__(self, make: Callable[[], nn.Module], mode: str = "auto"):
+    def __init__(self, make: Callable[[], nn.Module], mode: str = "auto", batched: bool = True):
         if mode not in MODES:
             raise GroklabError(f"ModuleEnsemble: mode {mode!r} is not allowed; choose one of: {', '.join(MODES)}")
         self.make, self.mode = make, mode
@@ -82,6 +85,8 @@ class ModuleEnsemble:
         self._buffers_on: dict[tuple, dict[str, torch.Tensor]] = {}
         self._base = copy.deepcopy(template).to("meta")  # stateless skeleton for functional_call
         self._vmapped: dict[int | None, Callable] = {}  # x's in_dim -> vmapped call
+        fast = getattr(type(template), "batched_forward", None)
+        self._batched = fast if batched and not self._buffers and self.randomness == "error" else None
 
     def build(self, seed: int) -> nn.Module:
         """One member exactly as a lone module would be built: `make()` right after manual_seed(seed)."""
@@ -136,6 +141,8 @@ class ModuleEnsemble:
         self._base.train(self._training())
         if m == 1:  # no vmap: plain functional_call on member 0
             return self._call({k: v[0] for k, v in params.items()}, bufs, x[0] if per_member else x).unsqueeze(0)
+        if self._batched is not None:
+            return self._batched(params, x, per_member)  # (M, N, C)
         x_dim = 0 if per_member else None
         if x_dim not in self._vmapped:
             self._vmapped[x_dim] = vmap(self._call, in_dims=(0, None, x_dim), randomness=self.randomness)

@@ -256,6 +256,13 @@ class MNIST1DCNN(nn.Module):
             raise GroklabError(f"length: {length} is too short for three stride-2 convolutions")
         self.linear = nn.Linear(c * out_len, n_classes)
 
+    @staticmethod
+    def batched_forward(params: dict[str, torch.Tensor], x: torch.Tensor, per_member: bool) -> torch.Tensor:
+        """The same network for M stacked members as im2col matmuls (nn/batched_conv.py); ModuleEnsemble's
+        fast path. params {name: (M, ...)}, x (N, L) or (M, N, L) -> (M, N, 10)"""
+        from groklab.nn.batched_conv import mnist1d_cnn_forward
+        return mnist1d_cnn_forward(params, x, per_member)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, 40) or (N, 1, 40) -> (N, 10)
         h = x.reshape(x.shape[0], 1, x.shape[-1])  # (N, 1, L)
         h = self.conv3(self.conv2(self.conv1(h).relu()).relu()).relu()  # (N, C, 5)
