@@ -25,8 +25,10 @@ WIDTHS = {"mlp": [2, 3, 4, 5, 7, 9, 12, 16, 21, 28, 37, 49, 65, 86, 113, 150, 19
 KW = {"reduction": "ce", "softmax": "softmax", "dtype": "float32"}
 
 
-def step_ms(kind: str, ws: list[int], steps: int, x: torch.Tensor, y: torch.Tensor) -> float:
+def step_ms(kind: str, ws: list[int], steps: int, x: torch.Tensor, y: torch.Tensor, fast: bool = True) -> float:
     ens = networks.WidthEnsemble(kind, ws)
+    if not fast:  # the torch.func vmap path instead of the module's batched_forward (the CNN's before)
+        ens._batched = None
     p = {k: v.requires_grad_(True) for k, v in ens.init(list(range(len(ws))), torch.ones(len(ws))).items()}
     opt = BatchedOptimizer(p, "sgd", torch.full((len(ws),), 0.01), torch.zeros(len(ws)), momentum=0.9)
     g = torch.Generator().manual_seed(0)
@@ -59,6 +61,10 @@ def main() -> None:
     groups = networks.plan_groups(a.kind, ws, 1)
     grouped = sum(step_ms(a.kind, g, a.steps, x, y) for g in groups)
     full = 500 * 40 / 1000 / 60  # minutes per ms of step time
+    if networks.WidthEnsemble(a.kind, ws[:2])._batched is not None:
+        vmapped = sum(step_ms(a.kind, g, a.steps, x, y, fast=False) for g in groups)
+        print(f"| {a.kind} groups | batched_forward {grouped:.1f} ms | torch.func vmap {vmapped:.1f} ms | "
+              f"{vmapped / grouped:.2f}x |")
     print(f"| {a.kind} | {len(ws)} widths | loop {loop:.1f} ms | all padded {padded:.1f} ms | {len(groups)} groups "
           f"{grouped:.1f} ms | loop/groups {loop / grouped:.2f}x | 500 epochs: loop {loop * full:.1f} min, groups "
           f"{grouped * full:.1f} min | {a.threads} thread(s), load {load} |")

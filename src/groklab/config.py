@@ -40,8 +40,10 @@ class OptimConfig:
     name: str = opt("adamw", "optimizer", choices=("adamw", "sgd"))
     lr: float = opt(1e-3, "learning rate", gt=0.0)
     weight_decay: float = opt(1.0, "weight decay strength", ge=0.0)
-    decay: str = opt("l2", "l2 = decoupled (AdamW) decay; l1 = wd*sign(w) added to the gradient before Adam "
-                     "(PAIR's l1_regularizer); l1_decoupled = w -= lr*wd*sign(w)", choices=("l2", "l1", "l1_decoupled"))
+    decay: str = opt("l2", "l2 = decoupled (AdamW) decay; l2_coupled = wd*w added to the gradient before the "
+                     "moments (torch.optim.Adam's weight_decay, Grokfast's runs); l1 = wd*sign(w) added to the "
+                     "gradient before Adam (PAIR's l1_regularizer); l1_decoupled = w -= lr*wd*sign(w)",
+                     choices=("l2", "l2_coupled", "l1", "l1_decoupled"))
     beta1: float = opt(0.9, "Adam beta1", ge=0.0, lt=1.0)
     beta2: float = opt(0.98, "Adam beta2", ge=0.0, lt=1.0)
     eps: float = opt(1e-8, "Adam epsilon", gt=0.0)

@@ -30,3 +30,30 @@ def test_progress_off_means_no_measures(runs):
 def test_bad_heads_is_one_line(runs):
     proc = groklab("grok", *TINY, "--set", "model.transformer.n_heads=3", runs=runs, check=False)
     assert proc.returncode == 2 and "model.transformer.n_heads" in proc.stderr
+
+
+GROKFAST = ["--preset", "grokfast-mul", "--steps", "40", "--set", "task.p=11", "--set", "model.decoder.dim=16",
+            "--set", "train.batch_size=16", "--set", "train.log_every=10", "--set", "train.threads=1",
+            "--set", "train.snapshots=0", "--seeds", "2"]
+
+
+def test_grokfast_preset_trains_its_decoder_with_coupled_decay(runs):
+    """grokfast-mul at tiny size: Grokfast's decoder on x·y mod p with y != 0, mini-batch epochs, Adam's coupled L2
+    (here 0.01, its MA run's), and the MA filter — through the real CLI; the stored config says so."""
+    out = groklab_json("grok", *GROKFAST, "--set", "optim.weight_decay=0.01", "--set", "optim.grokfast=ma",
+                       "--set", "optim.grokfast_window=5", runs=runs)
+    run = store.resolve(out["run_dir"])
+    cfg = (run / "config.toml").read_text()
+    assert 'kind = "decoder"' in cfg and 'decay = "l2_coupled"' in cfg and "nonzero_b = true" in cfg
+    assert len(out["models"]) == 2 and all(0.0 <= m["train_acc"] <= 1.0 for m in out["models"])
+    t = pq.read_table(run / "metrics.parquet").to_pydict()
+    steps = sorted({s for s, m in zip(t["step"], t["metric"]) if m == "train_loss"})
+    assert {0, 10, 20, 30, 40} <= set(steps) and steps[-1] == 40
+    first = [v for s, m, v in zip(t["step"], t["metric"], t["value"]) if m == "train_loss" and s == 0]
+    last = [v for s, m, v in zip(t["step"], t["metric"], t["value"]) if m == "train_loss" and s == 40]
+    assert max(last) < min(first)  # it learns
+
+
+def test_decoder_heads_must_divide_dim(runs):
+    proc = groklab("grok", *GROKFAST, "--set", "model.decoder.heads=3", runs=runs, check=False)
+    assert proc.returncode == 2 and "model.decoder.heads" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

@@ -84,6 +84,24 @@ def test_l1_adds_sign_to_gradient_before_adam():
             assert_close_scaled(params[k][i], v, 1e-4, f"{k}[{i}]")  # a wrong update is >= lr/scale ~ 1e-2
 
 
+def test_l2_coupled_matches_torch_adam_weight_decay():
+    """decay = l2_coupled is torch.optim.Adam(weight_decay=wd): wd·w joins the gradient before the moments."""
+    data = parity_task(8, 2, 64, 16, False, seed=3)
+    model = BitMLP(8, 2, hidden=5)
+    init, params = _batched(model, data, "adamw", "l2_coupled", steps=15)
+    for i in range(3):
+        ref = BitMLPReference(member_params(init, i))
+        opt = torch.optim.Adam(ref.parameters(), lr=LRS[i], betas=(0.9, 0.98), eps=1e-8, weight_decay=WDS[i])
+        for _ in range(15):
+            opt.zero_grad()
+            member_losses(ref(data.x_train)[None], data.y_train, "ce").sum().backward()
+            opt.step()
+        for k, v in ref.w.items():
+            assert_close_scaled(params[k][i], v, 1e-4, f"{k}[{i}]")
+    _, decoupled = _batched(model, data, "adamw", "l2", steps=15)
+    assert (params["w1"][2] - decoupled["w1"][2]).abs().max() > 1e-3  # the two decays differ at wd 2
+
+
 def test_members_do_not_interact():
     """Dropping member 1 from the ensemble leaves members 0 and 2 unchanged (to float rounding)."""
     data = modular_task(11, "add", 0.5, False, seed=0)
@@ -241,7 +259,7 @@ def test_schedule_clip_and_decay_mask_match_torch_on_gpt(name, fused, monkeypatc
             assert_close_scaled(params[k][i], v, 1e-4, f"{k}[{i}]")  # a wrong update is >= lr/scale ~ 1e-2
 
 
-@pytest.mark.parametrize("decay", ["l2", "l1", "l1_decoupled"])
+@pytest.mark.parametrize("decay", ["l2", "l2_coupled", "l1", "l1_decoupled"])
 def test_unfused_adamw_matches_fused(decay, monkeypatch):
     """The tensor-ops AdamW (GROKLAB_FUSED_ADAM=0, or torch without the kernel) = torch's fused kernel."""
     if not BatchedOptimizer._fused_ok:

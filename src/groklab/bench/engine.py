@@ -175,6 +175,7 @@ def ensemble_benchmark(model: str, members: int, steps: int, threads: int, devic
 
     ens = ModuleEnsemble(make)
     t_ens = batched(ens)
+    t_vmap = batched(ModuleEnsemble(make, batched=False)) if ens._batched is not None else None  # the before
     t_hand = batched(hand) if hand is not None else None
 
     n_loop = min(loop_members or members, members)
@@ -203,6 +204,8 @@ def ensemble_benchmark(model: str, members: int, steps: int, threads: int, devic
            "loop_members_timed": n_loop, "loop_model_steps_per_s": loop_rate, "speedup": ens_rate / loop_rate,
            "flops_per_model_step": flops / members, "ensemble_gflops": gflops, "matmul_gflops": mm,
            "fraction_of_peak": gflops / mm}
+    if t_vmap is not None:
+        res.update({"vmap_step_ms": t_vmap * 1e3, "fast_path_vs_vmap": t_vmap / t_ens})
     if t_hand is not None:
         res.update({"handwritten_step_ms": t_hand * 1e3, "handwritten_model_steps_per_s": members / t_hand,
                     "handwritten_vs_ensemble": t_ens / t_hand})

@@ -73,6 +73,9 @@ def engine_rows(size: Size, device: str, threads: int, peak: float, progress) ->
         note = (f"MNIST-1D {name} (batch {r['batch']}, SGD) as a torch.func ModuleEnsemble of {m}, "
                 f"{r['ensemble_step_ms']:.1f} ms/step, {r['ensemble_gflops']:.1f} GFLOP/s; loop of {loop}: "
                 f"{r['loop_model_steps_per_s']:.0f} model-steps/s")
+        if "vmap_step_ms" in r:
+            note += (f"; its batched_forward fast path vs torch.func vmap: {r['vmap_step_ms']:.1f} ms/step before, "
+                     f"{r['fast_path_vs_vmap']:.2f}x")
         rows += [Row(f"engine_speedup_{name}", r["speedup"], "x", goal(f"engine_speedup_{name}", device), note),
                  Row(f"engine_fraction_of_peak_{name}", r["fraction_of_peak"], "of matmul",
                      goal(f"engine_fraction_of_peak_{name}", device), note)]

@@ -60,21 +60,21 @@ def n_elements(p: int, op: str) -> int:
     return S5_ORDER if op == "s5" else p
 
 
-def all_pairs(p: int, op: str, only_a_le_b: bool) -> torch.Tensor:
-    """Every valid (a, b) pair in row-major order. # (n_pairs, 2)"""
+def all_pairs(p: int, op: str, only_a_le_b: bool, nonzero_b: bool = False) -> torch.Tensor:
+    """Every valid (a, b) pair in row-major order (b = 0 dropped for div, or when nonzero_b). # (n_pairs, 2)"""
     p = n_elements(p, op)
     a, b = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
     keep = torch.ones_like(a, dtype=torch.bool)
     if only_a_le_b:
         keep &= a <= b
-    if op == "div":
+    if op == "div" or nonzero_b:
         keep &= b != 0
     return torch.stack([a[keep], b[keep]], dim=1)
 
 
-def _labelled_pairs(p: int, op: str, train_fraction: float, only_a_le_b: bool):
+def _labelled_pairs(p: int, op: str, train_fraction: float, only_a_le_b: bool, nonzero_b: bool = False):
     """Every valid pair (n_pairs, 2), its labels (n_pairs,) and the train size int(frac · n) (PAIR's), checked."""
-    pairs = all_pairs(p, op, only_a_le_b)  # (n_pairs, 2)
+    pairs = all_pairs(p, op, only_a_le_b, nonzero_b)  # (n_pairs, 2)
     labels = apply_op(op, pairs[:, 0], pairs[:, 1], p)  # (n_pairs,)
     n_train = int(train_fraction * len(pairs))
     if n_train < 1 or n_train >= len(pairs):
@@ -83,9 +83,10 @@ def _labelled_pairs(p: int, op: str, train_fraction: float, only_a_le_b: bool):
     return pairs, labels, n_train
 
 
-def modular_task(p: int, op: str, train_fraction: float, only_a_le_b: bool, seed: int) -> TaskData:
+def modular_task(p: int, op: str, train_fraction: float, only_a_le_b: bool, seed: int,
+                 nonzero_b: bool = False) -> TaskData:
     """Split all pairs into train/test with a permutation drawn from `seed` (PAIR: int(frac * n))."""
-    pairs, labels, n_train = _labelled_pairs(p, op, train_fraction, only_a_le_b)
+    pairs, labels, n_train = _labelled_pairs(p, op, train_fraction, only_a_le_b, nonzero_b)
     perm = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(seed))
     tr, te = perm[:n_train], perm[n_train:]
     n = n_elements(p, op)

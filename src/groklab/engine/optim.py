@@ -2,6 +2,7 @@
 is exactly the update a lone `torch.optim.AdamW` / `SGD` would make (tested against them).
 
 decay='l2' is decoupled: w ← w·(1 − lr·wd) before the step (torch AdamW / optax adamw).
+decay='l2_coupled' adds wd·w to the gradient before the moments (torch.optim.Adam's weight_decay; Grokfast).
 decay='l1' adds wd·sign(w) to the gradient before the moments (PAIR's l1_regularizer + adam).
 decay='l1_decoupled' shrinks w ← w − lr·wd·sign(w) before the step (decoupled, like AdamW's L2).
 `decay_mask` {name: False} exempts parameters from any decay (a GPT's biases, LayerNorms, embeddings).
@@ -108,7 +109,7 @@ class BatchedOptimizer:
 
     def _step_fused(self, params, grads) -> None:
         l1 = self.decay in ("l1", "l1_decoupled")
-        kernel = torch._fused_adam_ if l1 else torch._fused_adamw_
+        kernel = torch._fused_adam_ if l1 or self.decay == "l2_coupled" else torch._fused_adamw_  # Adam: coupled
         groups = self._groups()
         for lr, wd, idx in groups:
             for decayed in (True, False):  # parameters with and without weight decay: one call each
@@ -156,6 +157,8 @@ class BatchedOptimizer:
                 g = g + wd.to(dev, dt) * torch.sign(p)
             elif self.decay == "l1_decoupled":
                 p.sub_((lr * wd).to(dev, dt) * torch.sign(p))
+            elif self.decay == "l2_coupled":
+                g = g + wd.to(dev, dt) * p
             elif bool((self.wd > 0).any()):
                 p.mul_((1 - lr * wd).to(dev, dt))
             if self.name == "adamw":

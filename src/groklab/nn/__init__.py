@@ -19,6 +19,9 @@ def make_model(cfg, data):
         return Transformer(n_tokens=data.n_tokens, n_classes=data.n_classes, d_model=m.d_model,
                            n_heads=m.n_heads, d_mlp=m.d_mlp, n_layers=m.n_layers, layernorm=m.layernorm,
                            init=m.init)
+    if kind == "decoder":  # Grokfast's transformer; x (N, 2) operand pairs, it writes (a, op, b, =) itself
+        from groklab.nn.grokfast import DecoderEnsemble
+        return DecoderEnsemble(data.n_tokens, m.dim, m.layers, m.heads)
     return BitMLP(d_in=data.x_train.shape[1], n_classes=data.n_classes, hidden=m.hidden, act=m.act,
                   init=m.init, bits=m.bits)
 

@@ -31,6 +31,8 @@ class DataConfig:
     n_train: int = opt(1200, "parity: number of training sequences (fixed set)", ge=1)
     n_test: int = opt(2000, "parity: number of test sequences", ge=1)
     seed: int = opt(0, "seed of the data split / parity samples (shared by all members)", ge=0)
+    nonzero_b: bool = opt(False, "modular: drop the pairs with b = 0 (Grokfast's x·y mod p with 0 < y < p; "
+                          "always dropped for div)")
     split: str = opt("shared", "modular: 'shared' = one split from data.seed for every member; 'per_seed' = the "
                      "member with seed s trains on its own split, numpy RandomState(s).permutation of the pairs "
                      "(PAIR's np.random.seed(seed) + np.random.permutation; pair_mlp only)",
@@ -70,13 +72,22 @@ class TransformerConfig:
 
 
 @dataclass
+class DecoderConfig:
+    dim: int = opt(128, "residual width (Grokfast: 128)", ge=1)
+    layers: int = opt(2, "blocks (Grokfast: 2)", ge=1)
+    heads: int = opt(4, "attention heads, dividing dim (Grokfast: 4)", ge=1)
+
+
+@dataclass
 class ModelConfig:
-    kind: str = opt("pair_mlp", "architecture; its settings are the sub-table of the same name",
-                    choices=("pair_mlp", "mlp", "transformer"))
+    kind: str = opt("pair_mlp", "architecture; its settings are the sub-table of the same name (decoder = "
+                    "Grokfast's 2-layer transformer on (a, op, b, =), nn/grokfast.py)",
+                    choices=("pair_mlp", "mlp", "transformer", "decoder"))
     init_scale: float = opt(1.0, "multiplies every initial weight (Omnigrok's alpha)", gt=0.0)
     pair_mlp: PairMLPConfig = field(default_factory=PairMLPConfig)
     mlp: BitMLPConfig = field(default_factory=BitMLPConfig)
     transformer: TransformerConfig = field(default_factory=TransformerConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
 
     @property
     def arch(self):
@@ -132,8 +143,11 @@ class GrokConfig(RootConfig):
             raise GroklabError(f"task.k_bits: must be <= task.n_bits ({t.n_bits}), got {t.k_bits}")
         if t.kind == "parity" and m.kind != "mlp":
             raise GroklabError("model.kind: the parity task needs 'mlp'")
-        if t.kind == "modular" and m.kind not in ("pair_mlp", "transformer"):
-            raise GroklabError("model.kind: the modular task needs 'pair_mlp' or 'transformer'")
+        if t.kind == "modular" and m.kind not in ("pair_mlp", "transformer", "decoder"):
+            raise GroklabError("model.kind: the modular task needs 'pair_mlp', 'transformer' or 'decoder'")
+        if m.kind == "decoder" and m.decoder.dim % m.decoder.heads:
+            raise GroklabError(f"model.decoder.heads: must divide model.decoder.dim ({m.decoder.dim}), "
+                               f"got {m.decoder.heads}")
         if m.kind == "pair_mlp" and m.pair_mlp.fixed_embed == "fourier" and m.pair_mlp.embed_size != 2:
             raise GroklabError(f"model.pair_mlp.embed_size: the fixed Fourier embedding is 2 wide, "
                                f"got {m.pair_mlp.embed_size}")
