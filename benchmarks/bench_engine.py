@@ -8,7 +8,7 @@ process (allocator tuning must start with the process) on the same machine, one 
 --write replaces the engine section of BENCHMARKS.md with the table printed here. With --model it times
 `groklab.bench.ensemble_benchmark` instead: the torch.func vmap ensemble of any nn.Module (ModuleEnsemble)
 against a Python loop over single nn.Modules with torch.optim (same work), and for pair_mlp the hand-written
-batched path too; --write then fills the `ensemble-bench-<model>` section, if BENCHMARKS.md has its markers.
+batched path too, and for a module with a batched_forward (cnn) its vmap path as the before; --write then fills the `ensemble-bench-<model>` section, if BENCHMARKS.md has its markers.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ def ensemble_table(a) -> None:
     rows = [bench_ensemble(a.model, int(m), a.steps, a.threads, a.loop_models, c)
             for m in a.members.split(",") for c in sorted({0, a.member_chunk})]
     hand = a.model == "pair_mlp"
+    fast = "vmap_step_ms" in rows[0]  # the module has a batched_forward: its vmap path is the before
     lines = [
         f"Measured {time.strftime('%Y-%m-%d %H:%M')} UTC on {platform.machine()} ({os.cpu_count()} cores), "
         f"torch threads {rows[0]['threads']}, device {rows[0]['device']}, load average {load0:.2f} at start; "
@@ -63,8 +64,9 @@ def ensemble_table(a) -> None:
         "one after the other.",
         "",
         "| members | member chunk | ensemble step ms | ensemble model-steps/s | loop model-steps/s | ensemble vs loop"
-        + (" | hand-written step ms | hand-written vs ensemble |" if hand else " |"),
-        "|---|---|---|---|---|---|" + ("---|---|" if hand else ""),
+        + (" | hand-written step ms | hand-written vs ensemble |" if hand else " |")
+        + (" before: vmap step ms | fast path vs vmap |" if fast else ""),
+        "|---|---|---|---|---|---|" + ("---|---|" if hand else "") + ("---|---|" if fast else ""),
     ]
     for r in rows:
         line = (f"| {r['members']} | {r['member_chunk'] or 'all'} | {r['ensemble_step_ms']:.1f} | "
@@ -72,6 +74,8 @@ def ensemble_table(a) -> None:
                 f"{r['loop_model_steps_per_s']:.0f} | {r['speedup']:.2f}x |")
         if hand:
             line += f" {r['handwritten_step_ms']:.1f} | {r['handwritten_vs_ensemble']:.1f}x |"
+        if fast:
+            line += f" {r['vmap_step_ms']:.1f} | {r['fast_path_vs_vmap']:.2f}x |"
         lines.append(line)
     name = f"ensemble-bench-{a.model}"
     write = a.write and f"<!-- {name}:begin -->" in BENCHMARKS.read_text()
