@@ -26,9 +26,7 @@ KW = {"reduction": "ce", "softmax": "softmax", "dtype": "float32"}
 
 
 def step_ms(kind: str, ws: list[int], steps: int, x: torch.Tensor, y: torch.Tensor, fast: bool = True) -> float:
-    ens = networks.WidthEnsemble(kind, ws)
-    if not fast:  # the torch.func vmap path instead of the module's batched_forward (the CNN's before)
-        ens._batched = None
+    ens = networks.WidthEnsemble(kind, ws, batched=fast)  # fast=False: torch.func vmap, the CNN's before
     p = {k: v.requires_grad_(True) for k, v in ens.init(list(range(len(ws))), torch.ones(len(ws))).items()}
     opt = BatchedOptimizer(p, "sgd", torch.full((len(ws),), 0.01), torch.zeros(len(ws)), momentum=0.9)
     g = torch.Generator().manual_seed(0)

@@ -8,7 +8,8 @@ process (allocator tuning must start with the process) on the same machine, one 
 --write replaces the engine section of BENCHMARKS.md with the table printed here. With --model it times
 `groklab.bench.ensemble_benchmark` instead: the torch.func vmap ensemble of any nn.Module (ModuleEnsemble)
 against a Python loop over single nn.Modules with torch.optim (same work), and for pair_mlp the hand-written
-batched path too, and for a module with a batched_forward (cnn) its vmap path as the before; --write then fills the `ensemble-bench-<model>` section, if BENCHMARKS.md has its markers.
+batched path too, and for a module with a batched_forward (cnn) its vmap path as the before; --write then
+fills the `ensemble-bench-<model>` section, if BENCHMARKS.md has its markers.
 """
 
 from __future__ import annotations

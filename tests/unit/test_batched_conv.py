@@ -13,11 +13,13 @@ from groklab.nn.modules import build_module
 
 
 @pytest.mark.parametrize("length,k,stride,pad", [(40, 5, 2, 1), (19, 3, 2, 1), (10, 3, 2, 1), (7, 3, 1, 0),
-                                                 (9, 4, 3, 2), (5, 5, 1, 2)])
+                                                 (9, 4, 3, 2), (5, 5, 1, 2),
+                                                 (3, 2, 2, 3)])
 def test_conv1d_equals_torch_forward_and_gradients(length, k, stride, pad):
     g = torch.Generator().manual_seed(length * 10 + k)
     m, n, c, o = 3, 4, 2, 5
-    h = torch.randn(m, n, length, c, generator=g, dtype=torch.float64, requires_grad=True)  # (M, N, L, C)
+    h = torch.randn(m, n, c, length, generator=g, dtype=torch.float64).transpose(2, 3)  # (M, N, L, C), strided
+    h.requires_grad_(True)
     w = torch.randn(m, o, c, k, generator=g, dtype=torch.float64, requires_grad=True)
     b = torch.randn(m, o, generator=g, dtype=torch.float64, requires_grad=True)
     out = conv1d(h, w, b, stride, pad)  # (M, N, Lo, O)
@@ -30,6 +32,26 @@ def test_conv1d_equals_torch_forward_and_gradients(length, k, stride, pad):
     theirs = torch.autograd.grad((ref * up).sum(), (h, w, b))
     for a, t in zip(mine, theirs):
         torch.testing.assert_close(a, t, rtol=1e-12, atol=1e-12)
+
+
+def test_double_backward_raises_instead_of_dropping_terms():
+    h = torch.randn(1, 2, 7, 3, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(1, 4, 3, 3, dtype=torch.float64, requires_grad=True)
+    b = torch.zeros(1, 4, dtype=torch.float64, requires_grad=True)
+    (gw,) = torch.autograd.grad(conv1d(h, w, b, 2, 1).square().sum(), (w,), create_graph=True)
+    with pytest.raises(RuntimeError):
+        torch.autograd.grad(gw.sum(), (h,))
+
+
+def test_fast_path_only_for_the_class_own_method():
+    from groklab.nn.modules import MNIST1DCNN
+
+    class Changed(MNIST1DCNN):  # a subclass with its own forward must not run the parent's batched maths
+        def forward(self, x):
+            return super().forward(x) * 2
+
+    assert ModuleEnsemble(lambda: Changed(4))._batched is None
+    assert ModuleEnsemble(lambda: MNIST1DCNN(4))._batched is not None
 
 
 def _close(a: torch.Tensor, b: torch.Tensor) -> None:

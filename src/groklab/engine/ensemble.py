@@ -32,7 +32,8 @@ Rules:
 - M == 1 skips vmap (a plain functional_call on the squeezed weights); the result is the same.
 - Fast path: a module class with a static `batched_forward(params, x, per_member) -> (M, N, C)` (the same
   function written for stacked members, e.g. nn/modules.MNIST1DCNN's im2col matmuls) is used instead of vmap
-  for M > 1 when it has no buffers and no dropout; `batched=False` forces vmap (benchmarks' before/after).
+  for M > 1 on CPU when it has no buffers, dropout, hooks or parametrizations (the class's own method, not an
+  inherited one); `batched=False` forces vmap (benchmarks' before/after).
 """
 
 from __future__ import annotations
@@ -85,8 +86,11 @@ class ModuleEnsemble:
         self._buffers_on: dict[tuple, dict[str, torch.Tensor]] = {}
         self._base = copy.deepcopy(template).to("meta")  # stateless skeleton for functional_call
         self._vmapped: dict[int | None, Callable] = {}  # x's in_dim -> vmapped call
-        fast = getattr(type(template), "batched_forward", None)
-        self._batched = fast if batched and not self._buffers and self.randomness == "error" else None
+        fast = type(template).__dict__.get("batched_forward")  # the class's own: a subclass may change forward
+        plain = not (template._forward_hooks or template._forward_pre_hooks or
+                     torch.nn.utils.parametrize.is_parametrized(template))
+        self._batched = (fast.__func__ if isinstance(fast, staticmethod) else fast) if (
+            fast is not None and batched and plain and not self._buffers and self.randomness == "error") else None
 
     def build(self, seed: int) -> nn.Module:
         """One member exactly as a lone module would be built: `make()` right after manual_seed(seed)."""
@@ -141,7 +145,7 @@ class ModuleEnsemble:
         self._base.train(self._training())
         if m == 1:  # no vmap: plain functional_call on member 0
             return self._call({k: v[0] for k, v in params.items()}, bufs, x[0] if per_member else x).unsqueeze(0)
-        if self._batched is not None:
+        if self._batched is not None and first.device.type == "cpu":  # measured on CPU only (nn/batched_conv.py)
             return self._batched(params, x, per_member)  # (M, N, C)
         x_dim = 0 if per_member else None
         if x_dim not in self._vmapped:

@@ -10,6 +10,9 @@ Shapes: M members, N examples, L input positions, Lo output positions, C input c
 kernel taps. Channel-last activations h (M, N, L, C); a conv weight in torch's layout (M, O, C, k) is used as
 w2 (M, k·C, O), tap-major (`tap_major`). Output position i reads input positions s·i + j − pad, j < k (zero outside).
 
+First derivatives only (`once_differentiable`: a double backward raises). Measured on CPU only, so ModuleEnsemble
+takes this path on CPU; CUDA keeps torch.func vmap (cuDNN's grouped convolutions).
+
 `mnist1d_cnn_forward` is the whole MNIST-1D CNN (nn/modules.MNIST1DCNN) on stacked parameters; ModuleEnsemble uses
 it through MNIST1DCNN.batched_forward. Same function as the module, to float32 summation order (tested).
 """
@@ -51,6 +54,7 @@ class _Conv(torch.autograd.Function):
         return out.view(m, n, lo, -1)
 
     @staticmethod
+    @torch.autograd.function.once_differentiable  # no double backward: it raises instead of dropping terms
     def backward(ctx, g):  # g (M, N, Lo, O)
         cols, w2 = ctx.saved_tensors
         m, n, length, c, lo, k, taps = ctx.geom
@@ -88,5 +92,5 @@ def mnist1d_cnn_forward(p: dict[str, torch.Tensor], x: torch.Tensor, per_member:
     h = conv1d(h, p["conv3.weight"], p["conv3.bias"], 2, 1).relu()  # (M, N, 5, C)
     wl = p["linear.weight"]  # (M, 10, C·5), the module flattens (C, 5) channel-major
     c, lo = h.shape[-1], h.shape[-2]
-    wl = wl.view(m, wl.shape[1], c, lo).transpose(2, 3).reshape(m, wl.shape[1], lo * c)  # (M, 10, 5·C) position-major
+    wl = wl.reshape(m, wl.shape[1], c, lo).transpose(2, 3).reshape(m, wl.shape[1], lo * c)  # (M, 10, 5·C) by position
     return torch.baddbmm(p["linear.bias"].unsqueeze(1), h.reshape(m, h.shape[1], lo * c), wl.transpose(1, 2))

@@ -249,9 +249,10 @@ class MNIST1DCNN(nn.Module):
         self.conv1 = nn.Conv1d(1, c, 5, stride=2, padding=1)
         self.conv2 = nn.Conv1d(c, c, 3, stride=2, padding=1)
         self.conv3 = nn.Conv1d(c, c, 3, stride=2, padding=1)
+        from groklab.nn.batched_conv import out_len as conv_out
         out_len = length
         for k in (5, 3, 3):
-            out_len = (out_len + 2 - k) // 2 + 1
+            out_len = conv_out(out_len, k, 2, 1)
         if out_len < 1:
             raise GroklabError(f"length: {length} is too short for three stride-2 convolutions")
         self.linear = nn.Linear(c * out_len, n_classes)

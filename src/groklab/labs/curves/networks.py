@@ -76,9 +76,9 @@ def plan_groups(kind: str, widths: list[int], seeds: int, groups: int = 0) -> li
 class WidthEnsemble(ModuleEnsemble):
     """Members of different widths as one ensemble of the widest shape (module docstring: exact padding)."""
 
-    def __init__(self, kind: str, widths: list[int]):
+    def __init__(self, kind: str, widths: list[int], batched: bool = True):
         self.kind, self.widths = kind, [int(w) for w in widths]  # one width per member, in member order
-        super().__init__(lambda: build(kind, max(self.widths)))
+        super().__init__(lambda: build(kind, max(self.widths)), batched=batched)
 
     def init(self, seeds: list[int], scales: torch.Tensor) -> dict[str, torch.Tensor]:
         big = dict(self._base.named_parameters())  # meta tensors: the padded shapes

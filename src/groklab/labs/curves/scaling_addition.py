@@ -170,7 +170,8 @@ def train_width(cfg, width: int, seed: int, dev, sets, on_step=None) -> tuple[di
 
 
 def preq_steps(a) -> int:
-    """The prequential budget in steps: the prefix every width trains (module docstring)."""
+    """The prequential budget in steps: the prefix every width trains (module docstring); config.check keeps
+    max_steps >= min_steps, the min only guards a config built around it."""
     return min(a.min_steps, a.max_steps)
 
 
@@ -253,17 +254,19 @@ def show(s: dict) -> None:
     from groklab import console as cli
     t = Table(title=f"{s['preset']}: {s['n_digits']}-digit addition, floor {s['floor_bits_per_example']:.2f} "
               "bits/example")
-    for c in ("width", "params", "lr", "steps", "converged", "bits/example", "gap to floor", "exact match",
-              f"prequential bits/example (first {s['preq_examples']:,})"):
+    preq = "preq_monotone" in s  # runs stored before the prequential code have none
+    cols = ["width", "params", "lr", "steps", "converged", "bits/example", "gap to floor", "exact match"]
+    for c in cols + ([f"prequential bits/example (first {s['preq_examples']:,})"] if preq else []):
         t.add_column(c)
     for p in s["per_width"]:
         t.add_row(str(p["width"]), f"{p['params']:,}", f"{p['lr']:.3g}", f"{p['steps']:,.0f}",
                   "yes" if p["converged"] else "no (cap)", f"{p['bits_per_example']:.3f}", f"{p['gap_bits']:.3f}",
-                  f"{p['exact_match']:.1%}", f"{p['preq_bits_per_example']:.3f}")
+                  f"{p['exact_match']:.1%}", *([f"{p['preq_bits_per_example']:.3f}"] if preq else []))
     cli.out.print(t)
     fc = s.get("floor_check")
-    words = (f"monotone (bigger model, fewer bits): held-out {'yes' if s['monotone'] else 'no'}, prequential code "
-             f"{'yes' if s['preq_monotone'] else 'no'}")
+    words = f"monotone (bigger model, fewer bits): held-out {'yes' if s['monotone'] else 'no'}"
+    if preq:
+        words += f", prequential code {'yes' if s['preq_monotone'] else 'no'}"
     if fc:
         lo, hi = fc["E_ci95"]
         ci = f" [{lo:.4f}, {hi:.4f}]" if lo is not None else ""
