@@ -33,14 +33,13 @@ class Block(nn.Module):
         self.ln_1, self.ln_2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.attn = nn.MultiheadAttention(dim, heads)
         self.mlp = nn.Sequential(nn.Linear(dim, dim * 4), nn.GELU(), nn.Linear(dim * 4, dim))
-        self.heads = heads
 
     def attention(self, x: torch.Tensor) -> torch.Tensor:  # (N, T, D) -> (N, T, D), causal
         n, t, d = x.shape
-        a = self.attn
+        a, h = self.attn, self.attn.num_heads
         q, k, v = F.linear(x, a.in_proj_weight, a.in_proj_bias).chunk(3, -1)  # each (N, T, D)
-        q, k, v = (z.view(n, t, self.heads, d // self.heads).transpose(1, 2) for z in (q, k, v))  # (N, H, T, dh)
-        scores = q @ k.transpose(-1, -2) / (d // self.heads) ** 0.5  # (N, H, T, T)
+        q, k, v = (z.view(n, t, h, d // h).transpose(1, 2) for z in (q, k, v))  # (N, H, T, dh)
+        scores = q @ k.transpose(-1, -2) / (d // h) ** 0.5  # (N, H, T, T)
         causal = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()
         z = scores.masked_fill(~causal, float("-inf")).softmax(-1) @ v  # (N, H, T, dh)
         return F.linear(z.transpose(1, 2).reshape(n, t, d), a.out_proj.weight, a.out_proj.bias)
