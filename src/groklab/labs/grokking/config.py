@@ -104,6 +104,12 @@ class AnalysisConfig:
     direct_ratio: float = opt(5e4, "PAIR rule 3: max test/train loss ratio below this -> direct", gt=0)
     loss_floor: float = opt(0.0, "rule 3 reads losses below this as this (PAIR's float32 parity sweep: "
                             "1.1920929e-7 = 2^-23); 0 = off", ge=0)
+    settle_window: int = opt(0, "steps: a member whose train loss, test loss (both read as at least loss_floor) and "
+                             "weight norm each stayed within a band over the last this many logged steps is "
+                             "stationary and stops (train.early_stop) with its outcome as it stands; 0 = off", ge=0)
+    settle_loss_band: float = opt(0.1, "stationary: max - min of ln(loss) over the window below this", gt=0)
+    settle_norm_band: float = opt(0.01, "stationary: max - min of ln(weight L2 norm) over the window below this",
+                                  gt=0)
     freq_threshold: float = opt(0.5, "a neuron counts in Fourier analysis if its top coefficient has "
                                 "at least this fraction of its weight norm", ge=0, le=1)
 

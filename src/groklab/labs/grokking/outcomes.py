@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from groklab.engine.trainer import log_steps_for
+
 OUTCOMES = ("fail", "memorize", "direct", "grok")
 
 
@@ -35,13 +37,37 @@ def classify(train_loss: np.ndarray, test_loss: np.ndarray, fail_loss: float = 1
     return "direct" if ratio.max() < direct_ratio else "grok"
 
 
-def settled_mask(hist: dict[str, np.ndarray], a) -> np.ndarray:
-    """Members whose class can no longer be fail or memorize and that generalize: both PAIR loss
-    thresholds crossed and test acc >= generalized_acc. (M,) bool. `a` is an AnalysisConfig."""
+def settled_mask(hist: dict[str, np.ndarray], a, steps: np.ndarray | None = None) -> np.ndarray:
+    """Members whose outcome is settled. (M,) bool. `a` is an AnalysisConfig; hist {metric: (M, L)} holds the
+    logged values so far, steps (L,) their steps (needed for the stationary rule).
+    1. Generalized: both PAIR loss thresholds crossed and test acc >= generalized_acc (its class can no longer
+       be fail or memorize).
+    2. Stationary (a.settle_window > 0): over the last settle_window steps (the logged points from the last one
+       at or before the window's start), ln max(loss, loss_floor) of train and test each moved within
+       settle_loss_band and ln(weight L2 norm) within settle_norm_band. Full-batch training is deterministic:
+       a member that has stopped moving keeps its class; a fail or memorize member stops costing compute."""
     tr_min = np.nanmin(hist["train_loss"], axis=1)
     te_min = np.nanmin(hist["test_loss"], axis=1)
     acc = np.nan_to_num(hist["test_acc"][:, -1], nan=0.0)
-    return (tr_min <= a.fail_loss) & (te_min <= a.memorize_loss) & (acc >= a.generalized_acc)
+    done = (tr_min <= a.fail_loss) & (te_min <= a.memorize_loss) & (acc >= a.generalized_acc)
+    if a.settle_window and steps is not None and len(steps) and steps[-1] - steps[0] >= a.settle_window:
+        k = int(np.searchsorted(steps, steps[-1] - a.settle_window, side="right")) - 1  # window start
+        floor = max(float(a.loss_floor), np.finfo(float).tiny)
+        def band(v):  # (M, L_window) -> (M,) max - min of ln, NaN (never logged) counts as moving
+            with np.errstate(invalid="ignore"):
+                r = np.ptp(np.log(v[:, k:]), axis=1)
+            return np.nan_to_num(r, nan=np.inf)
+        still = ((band(np.maximum(hist["train_loss"], floor)) < a.settle_loss_band)
+                 & (band(np.maximum(hist["test_loss"], floor)) < a.settle_loss_band)
+                 & (band(hist["l2_norm"]) < a.settle_norm_band))
+        done |= still
+    return done
+
+
+def settled_fn(cfg):
+    """The trainer's `settled` callback for a grokking config: settled_mask with the logged steps so far."""
+    steps = np.array(log_steps_for(cfg.train.steps, cfg.train.log_every))
+    return lambda h: settled_mask(h, cfg.analysis, steps[:h["train_loss"].shape[1]])
 
 
 def member_summary(steps: np.ndarray, hist: dict[str, np.ndarray], i: int, a) -> dict:

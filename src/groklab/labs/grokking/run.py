@@ -14,7 +14,7 @@ from groklab.engine import device as devmod
 from groklab.engine.trainer import METRICS, Member, TrainResult, loss_kwargs, train
 from groklab.labs.grokking import figures, fourier, progress
 from groklab.labs.grokking.config import GrokConfig as Config
-from groklab.labs.grokking.outcomes import OUTCOMES, member_summary, settled_mask
+from groklab.labs.grokking.outcomes import OUTCOMES, member_summary, settled_fn
 from groklab.nn import make_model
 
 
@@ -86,7 +86,7 @@ def _train_and_write(cfg: Config, run: store.Run, data, model, dev, t0: float, o
         train_data = modular_member_splits(cfg.task.p, cfg.task.op, d.train_fraction, d.only_a_le_b,
                                            [m.seed for m in members])
     res = train(model, train_data, members, cfg.optim, cfg.train, dev,
-                settled=lambda h: settled_mask(h, cfg.analysis), on_snapshot=on_snapshot,
+                settled=settled_fn(cfg), on_snapshot=on_snapshot,
                 on_progress=on_step,
                 on_log=progress_hook(cfg, model, data) if cfg.train.progress_every else None,
                 checkpoint_every=every, checkpoint_min_s=min_s, on_checkpoint=run.write_checkpoint, resume=state)

@@ -8,7 +8,7 @@ import torch
 from groklab.data import make_task
 from groklab.engine.trainer import Member, train
 from groklab.labs.grokking import sweep_figures
-from groklab.labs.grokking.outcomes import OUTCOMES, member_summary, settled_mask
+from groklab.labs.grokking.outcomes import OUTCOMES, member_summary, settled_fn
 from groklab.labs.grokking.run import long_metrics
 from groklab.nn import make_model
 from groklab.sweep import GroupResult, LabSweep
@@ -24,7 +24,7 @@ def train_group(cfg, pts: list[dict], dev, on_progress) -> GroupResult:
     members = [Member(p["seed"], p.get("optim.lr", o.lr), p.get("optim.weight_decay", o.weight_decay),
                       p.get("model.init_scale", cfg.model.init_scale)) for p in pts]
     res = train(model, data, members, cfg.optim, cfg.train, dev,
-                settled=lambda h: settled_mask(h, cfg.analysis), on_progress=on_progress)
+                settled=settled_fn(cfg), on_progress=on_progress)
     rows = []
     for i in range(len(pts)):
         s = member_summary(res.steps, res.metrics, i, cfg.analysis)
