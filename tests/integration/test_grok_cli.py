@@ -121,3 +121,16 @@ def test_compare_intervention_and_animation(runs):
     assert bad.returncode == 2 and "grokfast-ema" in bad.stderr
     bad = groklab("runs", "animate", out["baseline"]["run_dir"], "--member", "9", runs=runs, check=False)
     assert bad.returncode == 2 and "--member" in bad.stderr
+
+
+def test_stationary_rule_stops_a_failing_member_and_keeps_its_class(runs):
+    """analysis.settle_window: a wd-1, 16-wide parity net stuck at train loss ~0.25 stops once its losses and
+    weight norm stay in their bands for 500 steps; its class (fail) is the one the full run gives."""
+    out = groklab_json("grok", "--preset", "pair-parity", "--set", "optim.weight_decay=1", "--set",
+                       "model.mlp.hidden=16", "--set", "train.steps=3000", "--set", "train.log_every=50", "--set",
+                       "data.n_test=200", "--set", "train.threads=1", "--seeds", "3", "--set",
+                       "analysis.settle_window=500", "--set", "analysis.settle_norm_band=0.02", runs=runs)
+    summary = json.loads((store.resolve(out["run_dir"]) / "summary.json").read_text())
+    last = [m["last_step"] for m in summary["models"]]
+    assert [m["outcome"] for m in out["models"]] == ["fail"] * 3
+    assert min(last) < 3000 and summary["model_steps"] == sum(last)
