@@ -46,8 +46,10 @@ def pair_curves(path: Path) -> dict[int, dict[int, float]]:
 
 
 def first_below(curve: dict[int, float], threshold: float, grid: int = 1) -> int | None:
-    """First logged step with loss < threshold, rounded up to a multiple of `grid` (a coarser log sees it then)."""
-    hit = [s for s, v in curve.items() if v < threshold]
+    """First logged step after 0 with loss < threshold, rounded up to a multiple of `grid` (a coarser log sees it
+    then, if the loss stays below: groklab's pair-mlp stops a member once it crosses, so later points may be
+    missing). Step 0 is skipped: PAIR's initial loss (CE/67 = 0.064) is below thresholds above ~0.06."""
+    hit = [s for s, v in curve.items() if v < threshold and s > 0]
     return None if not hit else int(np.ceil(min(hit) / grid) * grid)
 
 
@@ -95,13 +97,13 @@ def main() -> None:
           f"(95% CI {lo:.0%}-{hi:.0%}); PAIR: {r['pair_reach']} of {r['pair_models']}")
     q = r["step_quantiles"]
     fmt = lambda v: "-" if v is None else " / ".join(f"{x / 1000:.0f}k" for x in v)  # noqa: E731
+    num = lambda v, f=".2g": "-" if v is None else format(v, f)  # noqa: E731
     print(f"step, quantiles {QUANTILES}: groklab (those that get there) {fmt(q['ours_reach'])}; "
-          f"PAIR {fmt(q['pair'])}; KS p = {r['step_ks_p']:.3g}")
+          f"PAIR {fmt(q['pair'])}; KS p = {num(r['step_ks_p'], '.3g')}")
     print("step   median test loss: all / reach / never / PAIR   KS p vs PAIR: all / reach")
     for e in r["early"]:
-        med = " / ".join("-" if e[k] is None else f"{e[k]:.2f}" for k in
-                         ("all_median", "reach_median", "never_median", "pair_median"))
-        print(f"{e['step']:>6} {med:>34}   {e['all_ks_p']:.2g} / {e['reach_ks_p']:.2g}")
+        med = " / ".join(num(e[k], ".2f") for k in ("all_median", "reach_median", "never_median", "pair_median"))
+        print(f"{e['step']:>6} {med:>34}   {num(e['all_ks_p'])} / {num(e['reach_ks_p'])}")
 
 
 if __name__ == "__main__":

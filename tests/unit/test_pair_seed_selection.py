@@ -57,3 +57,19 @@ def test_a_success_selected_sample_matches_only_the_seeds_that_get_there(tmp_pat
             w.writerow([0, s // 1000, 1e-6, v])
     assert pss.pair_curves(tmp_path / "pair.csv")[0] == theirs[0]
     assert pss.first_below({100: 0.5, 22300: 5e-3, 22400: 4e-3}, 1e-2, 1000) == 23000
+
+
+def test_printed_report_with_nothing_reaching(tmp_path, capsys, monkeypatch):
+    """No seed of ours reaches the threshold: the report says '-' where a statistic does not exist."""
+    rng = np.random.default_rng(1)
+    ours = {m: _curve(rng, None, 1.6) for m in range(5)}
+    theirs = {m: _curve(rng, 20000, 1.0) for m in range(5)}
+    r = pss.compare(ours, theirs)
+    assert r["reach"] == 0 and r["step_ks_p"] is None and r["step_quantiles"]["ours_reach"] is None
+    assert pss.first_below({0: 0.06, 1000: 1.4, 2000: 0.05}, 0.1) == 2000  # step 0 never counts
+    monkeypatch.setattr(pss, "groklab_curves", lambda _: ours)
+    monkeypatch.setattr(pss, "pair_curves", lambda _: theirs)
+    monkeypatch.setattr("sys.argv", ["x", str(tmp_path), str(tmp_path / "p.csv")])
+    pss.main()
+    out = capsys.readouterr().out
+    assert "0 of 5 seeds" in out and "KS p = -" in out

@@ -44,8 +44,11 @@ def settled_mask(hist: dict[str, np.ndarray], a, steps: np.ndarray | None = None
        be fail or memorize).
     2. Stationary (a.settle_window > 0): over the last settle_window steps (the logged points from the last one
        at or before the window's start), ln max(loss, loss_floor) of train and test each moved within
-       settle_loss_band and ln(weight L2 norm) within settle_norm_band. Full-batch training is deterministic:
-       a member that has stopped moving keeps its class; a fail or memorize member stops costing compute."""
+       settle_loss_band and ln(weight L2 norm) within settle_norm_band. A member that has stopped moving keeps
+       its class, so a fail or memorize member stops costing compute. A prediction, not a proof: a slow drift
+       inside the bands can still end in grokking (docs/grokking.md measures the rule against full runs). It needs
+       loss_floor > 0 for members that fit: without it a train loss falling towards 0 keeps moving in log space,
+       and only fail members settle."""
     tr_min = np.nanmin(hist["train_loss"], axis=1)
     te_min = np.nanmin(hist["test_loss"], axis=1)
     acc = np.nan_to_num(hist["test_acc"][:, -1], nan=0.0)
