@@ -15,10 +15,12 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import sys
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 from scipy import stats
 
@@ -81,6 +83,11 @@ def compare(ours: dict[int, dict[int, float]], theirs: dict[int, dict[int, float
     return out
 
 
+def _fail(msg: str) -> None:
+    print(f"error: {msg}", file=sys.stderr)
+    sys.exit(2)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run_dir", type=Path)
@@ -88,7 +95,14 @@ def main() -> None:
     ap.add_argument("--threshold", type=float, default=1e-2)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
-    r = compare(groklab_curves(a.run_dir), pair_curves(a.pair_csv), a.threshold)
+    try:
+        ours, theirs = groklab_curves(a.run_dir), pair_curves(a.pair_csv)
+    except (OSError, KeyError, ValueError, pa.ArrowException) as e:  # missing or malformed input: one line, exit 2
+        first = str(e).splitlines()[0] if str(e) else ""
+        _fail(f"cannot read the inputs ({type(e).__name__}: {first})")
+    if not ours or not theirs:
+        _fail(f"no test-loss curves in {a.run_dir if not ours else a.pair_csv}")
+    r = compare(ours, theirs, a.threshold)
     if a.json:
         print(json.dumps(r))
         return

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 spec = importlib.util.spec_from_file_location(
     "pair_seed_selection", Path(__file__).parents[2] / "benchmarks" / "pair_seed_selection.py")
@@ -73,3 +74,12 @@ def test_printed_report_with_nothing_reaching(tmp_path, capsys, monkeypatch):
     pss.main()
     out = capsys.readouterr().out
     assert "0 of 5 seeds" in out and "KS p = -" in out
+
+
+def test_bad_inputs_are_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
+    (tmp_path / "bad.csv").write_text("modelIndex,step\n0,zero\n")
+    monkeypatch.setattr("sys.argv", ["x", str(tmp_path / "nowhere"), str(tmp_path / "bad.csv")])
+    with pytest.raises(SystemExit) as e:
+        pss.main()
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.startswith("error: cannot read the inputs") and len(err.strip().splitlines()) == 1

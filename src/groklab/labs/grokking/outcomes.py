@@ -56,13 +56,13 @@ def settled_mask(hist: dict[str, np.ndarray], a, steps: np.ndarray | None = None
     if a.settle_window and steps is not None and len(steps) and steps[-1] - steps[0] >= a.settle_window:
         k = int(np.searchsorted(steps, steps[-1] - a.settle_window, side="right")) - 1  # window start
         floor = max(float(a.loss_floor), np.finfo(float).tiny)
-        def band(v):  # (M, L_window) -> (M,) max - min of ln, NaN (never logged) counts as moving
+
+        def band(name, lo=0.0):  # (M,) max - min of ln max(v, lo) over the window; NaN counts as moving
             with np.errstate(invalid="ignore"):
-                r = np.ptp(np.log(v[:, k:]), axis=1)
+                r = np.ptp(np.log(np.maximum(hist[name][:, k:], lo)), axis=1)
             return np.nan_to_num(r, nan=np.inf)
-        still = ((band(np.maximum(hist["train_loss"], floor)) < a.settle_loss_band)
-                 & (band(np.maximum(hist["test_loss"], floor)) < a.settle_loss_band)
-                 & (band(hist["l2_norm"]) < a.settle_norm_band))
+        still = ((band("train_loss", floor) < a.settle_loss_band) & (band("test_loss", floor) < a.settle_loss_band)
+                 & (band("l2_norm") < a.settle_norm_band))
         done |= still
     return done
 
