@@ -25,6 +25,7 @@ def test_bench_engine_bad_model(runs):
 SUITE_ROWS = ("engine_speedup_pair_mlp", "engine_fraction_of_peak_pair_mlp", "engine_speedup_transformer",
               "engine_fraction_of_peak_transformer", "engine_speedup_mlp", "engine_speedup_cnn",
               "engine_fraction_of_peak_cnn", "parity_grid_small_wall_s", "addition8_train_steps_per_s",
+              "addition8_train_steps_per_s_bf16", "addition8_to_floor_s_bf16",
               "coder_encode_tokens_per_s", "coder_decode_tokens_per_s", "coder_roundtrip_tokens_per_s",
               "coder_size_vs_floor", "coder_roundtrip_tokens_per_s_bf16", "coder_size_vs_floor_bf16",
               "emc_trainings_per_min")

@@ -48,6 +48,17 @@ def test_same_command_twice_gives_identical_metrics(trained):
     assert a == b and out["val_loss"] == again["val_loss"]
 
 
+def test_bf16_training_is_reproducible_and_close_to_fp32(trained):
+    """train.precision=bf16: matmuls in bfloat16 under autocast (the result moves), same command twice equal."""
+    runs, out = trained
+    a, b = (groklab_json("compress", "train", *TINY, "--set", "train.precision=bf16", runs=runs) for _ in range(2))
+    ta = pq.read_table(f"{a['run_dir']}/metrics.parquet").to_pydict()
+    assert ta == pq.read_table(f"{b['run_dir']}/metrics.parquet").to_pydict()
+    assert a["val_loss"] != out["val_loss"]  # the training matmuls did run in bfloat16
+    assert abs(a["val_loss"] - out["val_loss"]) < 0.02 * out["val_loss"]
+    assert 'precision = "bf16"' in Path(a["run_dir"], "config.toml").read_text()
+
+
 def test_data_encode_decode_compare(trained, tmp_path):
     runs, out = trained
     src, z, back = tmp_path / "d.txt", tmp_path / "d.glac", tmp_path / "back.txt"
@@ -133,6 +144,7 @@ def test_bad_inputs(trained, tmp_path, monkeypatch, capsys):
     (["--preset", "demo"], "--preset"),
     (["--set", "optim.warmup=1000"], "optim.warmup"),
     (["--set", "optim.cooldown=-1"], "optim.cooldown"),
+    (["--set", "train.precision=fp16"], "train.precision"),
 ])
 def test_config_errors_leave_no_run(tmp_path, args, field, monkeypatch, capsys):
     runs = tmp_path / "runs"

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from groklab.bench.rows import Row, goal
+from groklab.labs.compression import config as cconfig
 
 PARITY = "pair-parity-grid"
 ADDITION = "addition8-cpu"
@@ -96,45 +97,51 @@ def parity_full_estimate(size, device: str, threads: int, progress) -> list[Row]
 
 def addition8(size, device: str, threads: int, progress) -> list[Row]:
     """size.add_steps steps of the compression lab's training loop (train_model) with addition8-cpu's model
-    and batch; the rate is timed between progress callbacks, so the held-out evaluations at the first and
-    last step are left out."""
+    and batch, in float32 and then with `train.precision=bf16`; the rate is timed between progress callbacks,
+    so the held-out evaluations at the first and last step are left out."""
+    recipe = cconfig.load(ADDITION)
+    steps, m = recipe.train.steps, recipe.model
+    rows, base = [], None
+    for prec, sfx in (("fp32", ""), ("bf16", "_bf16")):
+        rate, how = _addition8_rate(size, device, threads, prec, progress)
+        base = base or rate
+        vs = "" if prec == "fp32" else f"; {rate / base:.2f}x the float32 rate of this run"
+        rows += [Row(f"addition8_train_steps_per_s{sfx}", rate, "steps/s",
+                     goal("addition8_train_steps_per_s", device, steps),
+                     f"{ADDITION}: {m.layers} layers x {m.width} wide, batch {recipe.train.batch_size}, "
+                     f"train.precision={prec}; {how}{vs}"),
+                 Row(f"addition8_to_floor_s{sfx}", steps / rate, "s", goal("addition8_to_floor_s", device),
+                     f"the recipe's {steps:,} steps at this rate (held-out evaluations every "
+                     f"{recipe.train.log_every} steps not included)")]
+    return rows
+
+
+def _addition8_rate(size, device: str, threads: int, precision: str, progress) -> tuple[float, str]:
     from groklab.engine import device as devmod
-    from groklab.labs.compression import config as cconfig
     from groklab.labs.compression.train import train_model
 
-    recipe = cconfig.load(ADDITION)
-    n = size.add_steps
-    o = recipe.optim
+    n, o = size.add_steps, cconfig.load(ADDITION).optim
     cfg = cconfig.load(ADDITION, overrides=[f"train.steps={n}", f"train.log_every={n}",
                                             f"optim.warmup={min(o.warmup, n // 4)}",
                                             f"optim.cooldown={min(o.cooldown, n // 4)}",
                                             f"data.val_examples={size.add_val}", f"train.device={device}",
-                                            f"train.threads={threads}"])
+                                            f"train.threads={threads}", f"train.precision={precision}"])
     dev = devmod.setup(device, threads)
     marks: list[tuple[int, float]] = []
 
     def on_progress(step: int, _active: int) -> None:
         _sync(dev)
         marks.append((step, time.perf_counter()))
-        progress(f"addition8 training: step {step}/{n}")
+        progress(f"addition8 training ({precision}): step {step}/{n}")
 
     t0 = time.perf_counter()
     train_model(cfg, dev, on_progress=on_progress)
     wall = time.perf_counter() - t0
-    inner = [m for m in marks if 1 <= m[0] < n]  # after the first update, before the last evaluation
+    inner = [mk for mk in marks if 1 <= mk[0] < n]  # after the first update, before the last evaluation
     if len(inner) >= 2 and inner[-1][0] > inner[0][0]:
-        rate = (inner[-1][0] - inner[0][0]) / (inner[-1][1] - inner[0][1])
-        how = f"steps {inner[0][0]}..{inner[-1][0]} of {n} timed (evaluation excluded)"
-    else:
-        rate, how = n / wall, f"{n} steps, wall incl. evaluation"
-    m = recipe.model
-    what = (f"{ADDITION}: {m.layers} layers x {m.width} wide, batch {recipe.train.batch_size}; {how}")
-    steps = recipe.train.steps
-    return [Row("addition8_train_steps_per_s", rate, "steps/s", goal("addition8_train_steps_per_s", device, steps),
-                what),
-            Row("addition8_to_floor_s", steps / rate, "s", goal("addition8_to_floor_s", device),
-                f"the recipe's {steps:,} steps at this rate (held-out evaluations every "
-                f"{recipe.train.log_every} steps not included)")]
+        return ((inner[-1][0] - inner[0][0]) / (inner[-1][1] - inner[0][1]),
+                f"steps {inner[0][0]}..{inner[-1][0]} of {n} timed (evaluation excluded)")
+    return n / wall, f"{n} steps, wall incl. evaluation"
 
 
 def coder(size, device: str, threads: int, coder_model: str | None, progress) -> list[Row]:
@@ -145,7 +152,6 @@ def coder(size, device: str, threads: int, coder_model: str | None, progress) ->
     trained addition-tiny stand-in. The coder runs on the CPU (it computes probabilities in numpy)."""
     from groklab.engine import device as devmod
     from groklab.labs.compression import coder as cod
-    from groklab.labs.compression import config as cconfig
     from groklab.labs.compression.train import arch_toml, load_model, model_hash, run_train
     from groklab.nn.gpt import GPT
 

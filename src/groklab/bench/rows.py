@@ -12,6 +12,8 @@ GOALS = {
     "parity_grid_full_estimate_s": ("<= 3600", "<= 120"),
     "addition8_train_steps_per_s": ("{steps} / 600", "{steps} / 120"),
     "addition8_to_floor_s": ("<= 600", "<= 120"),
+    "addition8_train_steps_per_s_bf16": ("{steps} / 600", "{steps} / 120"),
+    "addition8_to_floor_s_bf16": ("<= 600", "<= 120"),
     "coder_roundtrip_tokens_per_s": (">= 250000", ">= 1000000"),
     "coder_size_vs_floor": ("<= 1.002", "<= 1.002"),
     "coder_roundtrip_tokens_per_s_bf16": (">= 250000", ">= 1000000"),

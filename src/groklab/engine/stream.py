@@ -103,7 +103,10 @@ def train_stream(ens: ModuleEnsemble, stream: TokenStream, optim, train_cfg, dev
                  should_stop: Callable[[int], bool] | None = None) -> StreamResult:
     """Train one member for train_cfg.steps updates on `stream` (module docstring).
 
-    train_cfg: steps, log_every, seed (the member's init seed; the global RNG — dropout — starts from it).
+    train_cfg: steps, log_every, seed (the member's init seed; the global RNG — dropout — starts from it),
+      optional precision ("fp32" default; "bf16": the training forward and backward under bfloat16 autocast —
+      matmuls in bfloat16, weights, optimizer and evaluation in float32; the step's code is read off that
+      forward).
     optim: the shared [optim] section (lr, weight_decay, schedule, clip, ...; BatchedOptimizer.from_config).
     evaluate(logits_of, step) -> [(metric, value, position)]: logits_of(x (b, T-1)) -> (b, T-1, V) in eval
       mode, no grad. on_progress(updates done). checkpoint_every k > 0: after every k-th update (skipped
@@ -125,6 +128,7 @@ def train_stream(ens: ModuleEnsemble, stream: TokenStream, optim, train_cfg, dev
                                        torch.tensor([optim.weight_decay], dtype=f64), steps, decay_mask)
     transforms = GradTransforms(params, optim)
     dropout = ens.randomness == "different"  # the code needs its own eval-mode forward
+    bf16 = getattr(train_cfg, "precision", "fp32") == "bf16"
     rows: list[Row] = []
     code_nats, code_examples, start, wall0 = 0.0, 0, 0, 0.0
     if resume is not None:
@@ -172,7 +176,9 @@ def train_stream(ens: ModuleEnsemble, stream: TokenStream, optim, train_cfg, dev
         batch = stream.next()
         x = batch.tokens.to(device)  # (B, T) fresh examples, each seen once
         n = batch.n_code
-        nll = stream_nll(ens(params, x[:, :-1])[0], x)  # (B, T-1), train mode
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = ens(params, x[:, :-1])[0]  # (B, T-1, V), train mode
+        nll = stream_nll(logits.float(), x)  # (B, T-1)
         loss = stream_loss(nll, batch)
         if dropout:
             with torch.no_grad():

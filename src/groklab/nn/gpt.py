@@ -58,7 +58,13 @@ class Block(nn.Module):
         if rope is not None:
             q, k = rotate(q, *rope), rotate(k, *rope)
         p = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p)  # (B, H, T, D)
+        if q.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            # bf16 autocast on CPU: attention stays float32 (the bf16 flash kernel's backward ran ~20x slower
+            # than float32's at these shapes, BENCHMARKS.md "bf16 training")
+            with torch.autocast("cpu", enabled=False):
+                y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=True, dropout_p=p)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p)  # (B, H, T, D)
         x = x + self.drop(self.proj(y.transpose(1, 2).reshape(B, T, C)))
         return x + self.drop(self.out(F.gelu(self.fc(self.ln2(x)))))
 

@@ -46,6 +46,9 @@ class AddTrainConfig:
     eval_batch: int = opt(2000, "examples per forward pass in evaluation and coding", ge=1)
     device: str = opt("auto", "where to train", choices=("auto", "cpu", "cuda"))
     threads: int = opt(0, "torch CPU threads (0 = all cores)", ge=0)
+    precision: str = opt("fp32", "training matmuls: fp32, or bf16 = bfloat16 autocast (AMX on recent Xeons, tensor "
+                         "cores on GPUs; weights, optimizer, evaluation and coding stay float32)",
+                         choices=("fp32", "bf16"))
 
 
 @dataclass
