@@ -49,6 +49,9 @@ class OptimConfig:
     eps: float = opt(1e-8, "Adam epsilon", gt=0.0)
     momentum: float = opt(0.0, "SGD momentum", ge=0.0, lt=1.0)
     warmup: int = opt(0, "linear learning-rate warm-up steps (Power et al.: 10)", ge=0)
+    warmup_from_zero: bool = opt(False, "warm-up as torch's LambdaLR(lambda s: min(s / warmup, 1)) in Nanda's "
+                                 "code: update 1 runs at lr 0 (its gradient still enters Adam's moments), update k "
+                                 "at (k - 1) / warmup; off: update k at k / warmup")
     schedule: str = opt("constant", "lr after warm-up: constant, or cosine from lr down to lr * min_lr_frac",
                         choices=("constant", "cosine"))
     min_lr_frac: float = opt(1.0, "cosine schedule: final lr as a fraction of the peak", ge=0.0, le=1.0)

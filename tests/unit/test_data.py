@@ -55,3 +55,31 @@ def test_parity_labels_and_bias():
     assert set(t.x_train[:, :30].unique().tolist()) == {-1.0, 1.0}
     t2 = parity_task(30, 3, 500, 100, True, 3)
     assert torch.equal(t.x_train, t2.x_train) and torch.equal(t.y_test, t2.y_test)
+
+
+def test_python_split_is_nandas_gen_train_test():
+    """data.split = 'python': Nanda's gen_train_test (random.seed(seed); random.shuffle of the (i, j, p) list;
+    the first int(frac * n) pairs train), pair for pair and in order."""
+    import random
+
+    p, frac, seed = 13, 0.3, 0
+    pairs = [(i, j, p) for i in range(p) for j in range(p)]
+    random.seed(seed)
+    random.shuffle(pairs)
+    div = int(frac * len(pairs))
+    d = modular_task(p, "add", frac, False, seed, python_shuffle=True)
+    assert d.x_train.tolist() == [[i, j] for i, j, _ in pairs[:div]]
+    assert d.x_test.tolist() == [[i, j] for i, j, _ in pairs[div:]]
+    assert d.y_train.tolist() == [(i + j) % p for i, j, _ in pairs[:div]]
+    assert d.x_train.tolist() != modular_task(p, "add", frac, False, seed).x_train.tolist()  # not torch's split
+
+
+def test_normal_init_is_untruncated_with_nandas_scale():
+    from groklab.nn import init_weight
+
+    g = torch.Generator().manual_seed(0)
+    w = init_weight((400, 128), 128, "normal", g)
+    assert abs(w.std().item() * 128**0.5 - 1) < 0.02  # randn / sqrt(d_model)
+    assert w.abs().max().item() * 128**0.5 > 3.0  # not truncated at 2 std
+    t = init_weight((400, 128), 128, "pair", torch.Generator().manual_seed(0))
+    assert t.abs().max().item() * 128**0.5 <= 2.0 + 1e-6

@@ -297,3 +297,34 @@ def test_optimizer_state_round_trip_continues_exactly(name):
         train_step(model, c, opt_c, data.x_train, data.y_train, {})
     for k in a:
         assert torch.equal(a[k], c[k]), k
+
+
+def test_warmup_from_zero_is_torchs_lambdalr_as_nanda_steps_it():
+    """optim.warmup_from_zero: the transformer's AdamW under LambdaLR(min(step / 10, 1)), stepped after each
+    update as in Nanda's Trainer (update 1 at lr 0, its gradient still in the moments) — member by member."""
+    f = [lr_factor(t, warmup=4, from_zero=True) for t in range(1, 7)]
+    assert f == [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
+    assert lr_factor(1, warmup=4) == 0.25  # the default warm-up is one update ahead
+    from groklab.nn.transformer import Transformer
+    data = modular_task(11, "add", 0.5, False, seed=0)
+    model = Transformer(11, 11, d_model=8, n_heads=2, d_mlp=16, init="normal")
+    params = {k: v.requires_grad_(True) for k, v in model.init([0], torch.ones(1)).items()}
+    init = {k: v.detach().clone() for k, v in params.items()}
+    opt = BatchedOptimizer(params, "adamw", torch.tensor([1e-2]), torch.tensor([1.0]), "l2", (0.9, 0.98), 1e-8,
+                           warmup=10, warmup_from_zero=True)
+    steps = 14
+    for s in range(steps):
+        train_step(model, params, opt, data.x_train, data.y_train, {})
+        if s == 0:  # lr 0: nothing moved
+            assert all(torch.equal(params[k].detach(), init[k]) for k in init)
+    ref = {k: v[0].clone().requires_grad_(True) for k, v in init.items()}
+    topt = torch.optim.AdamW(list(ref.values()), lr=1e-2, betas=(0.9, 0.98), eps=1e-8, weight_decay=1.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(topt, lambda step: min(step / 10, 1))
+    for _ in range(steps):
+        topt.zero_grad()
+        logits = model.forward({k: v[None] for k, v in ref.items()}, data.x_train)  # (1, N, C)
+        member_losses(logits, data.y_train, "ce").sum().backward()
+        topt.step()
+        sched.step()
+    for k, v in ref.items():
+        assert_close_scaled(params[k][0], v, 1e-4, k)  # one update early would be off by >= lr / 10

@@ -67,3 +67,9 @@ def test_a_member_of_the_ensemble_trains_as_it_would_alone(tmp_path):
 def test_per_seed_needs_the_pair_mlp_without_progress_measures(over, field):
     with pytest.raises(GroklabError, match=field):
         load_config("pair-mlp", overrides=["data.split=per_seed", *over])
+
+
+def test_python_split_needs_a_modular_task():
+    with pytest.raises(GroklabError, match="data.split"):
+        load_config("parity-demo", overrides=["data.split=python"])
+    assert load_config("nanda-transformer").data.split == "python"

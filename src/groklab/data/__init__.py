@@ -28,7 +28,8 @@ def make_task(cfg) -> TaskData:
     if cfg.task.kind == "modular":
         from groklab.data.modular import modular_task
         return modular_task(cfg.task.p, cfg.task.op, cfg.data.train_fraction, cfg.data.only_a_le_b,
-                            cfg.data.seed, getattr(cfg.data, "nonzero_b", False))
+                            cfg.data.seed, getattr(cfg.data, "nonzero_b", False),
+                            python_shuffle=getattr(cfg.data, "split", "shared") == "python")
     from groklab.data.parity import parity_task
     return parity_task(cfg.task.n_bits, cfg.task.k_bits, cfg.data.n_train, cfg.data.n_test,
                        cfg.task.bias_column, cfg.data.seed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 
 import numpy as np
 import torch
@@ -84,10 +85,17 @@ def _labelled_pairs(p: int, op: str, train_fraction: float, only_a_le_b: bool, n
 
 
 def modular_task(p: int, op: str, train_fraction: float, only_a_le_b: bool, seed: int,
-                 nonzero_b: bool = False) -> TaskData:
-    """Split all pairs into train/test with a permutation drawn from `seed` (PAIR: int(frac * n))."""
+                 nonzero_b: bool = False, python_shuffle: bool = False) -> TaskData:
+    """Split all pairs into train/test with a permutation drawn from `seed` (PAIR: int(frac * n)): torch's
+    randperm, or with python_shuffle Python's random.seed(seed) + random.shuffle of the row-major pair list
+    (Nanda's gen_train_test; shuffling indices permutes exactly as shuffling the pairs)."""
     pairs, labels, n_train = _labelled_pairs(p, op, train_fraction, only_a_le_b, nonzero_b)
-    perm = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(seed))
+    if python_shuffle:
+        order = list(range(len(pairs)))
+        random.Random(seed).shuffle(order)
+        perm = torch.tensor(order, dtype=torch.int64)
+    else:
+        perm = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(seed))
     tr, te = perm[:n_train], perm[n_train:]
     n = n_elements(p, op)
     return TaskData(pairs[tr], labels[tr], pairs[te], labels[te], n_classes=n, n_tokens=n)

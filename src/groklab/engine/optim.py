@@ -42,10 +42,11 @@ class BatchedOptimizer:
                  decay: str = "l2", betas: tuple[float, float] = (0.9, 0.98), eps: float = 1e-8,
                  momentum: float = 0.0, warmup: int = 0, *, schedule: str = "constant", total_steps: int = 0,
                  min_lr_frac: float = 0.0, cooldown: int = 0, clip: float = 0.0,
-                 decay_mask: dict[str, bool] | None = None):
+                 decay_mask: dict[str, bool] | None = None, warmup_from_zero: bool = False):
         self.name, self.decay, self.betas, self.eps, self.momentum = name, decay, betas, eps, momentum
         check_schedule(schedule, total_steps, warmup, cooldown, min_lr_frac)
         self.warmup, self.schedule, self.total_steps = warmup, schedule, total_steps
+        self.warmup_from_zero = warmup_from_zero
         self.min_lr_frac, self.cooldown, self.clip = min_lr_frac, cooldown, clip
         self.decay_mask = {k: bool((decay_mask or {}).get(k, True)) for k in params}
         self.lr = lr.to(torch.float64)  # (M,) float64 so per-member scalars round like Python floats
@@ -70,7 +71,7 @@ class BatchedOptimizer:
                    getattr(optim, "momentum", 0.0), getattr(optim, "warmup", 0),
                    schedule=getattr(optim, "schedule", "constant"), total_steps=total_steps,
                    min_lr_frac=getattr(optim, "min_lr_frac", 1.0), cooldown=getattr(optim, "cooldown", 0),
-                   clip=clip, decay_mask=decay_mask)
+                   clip=clip, decay_mask=decay_mask, warmup_from_zero=getattr(optim, "warmup_from_zero", False))
 
     def select(self, idx: torch.Tensor) -> None:
         """Keep only the members `idx` (compaction after early stopping)."""
@@ -98,7 +99,8 @@ class BatchedOptimizer:
     _fused_ok = hasattr(torch, "_fused_adamw_") and os.environ.get("GROKLAB_FUSED_ADAM") != "0"  # bench switch
 
     def _lr_factor(self) -> float:
-        return lr_factor(self.t, self.warmup, self.total_steps, self.schedule, self.min_lr_frac, self.cooldown)
+        return lr_factor(self.t, self.warmup, self.total_steps, self.schedule, self.min_lr_frac, self.cooldown,
+                         self.warmup_from_zero)
 
     def _groups(self) -> list[tuple[float, float, list[int]]]:
         """Members sharing (lr, wd): [(lr, wd, member indices)]."""

@@ -27,13 +27,14 @@ def check_schedule(schedule: str, total: int, warmup: int, cooldown: int, min_lr
 
 
 def lr_factor(t: int, warmup: int = 0, total: int = 0, schedule: str = "constant", min_lr_frac: float = 0.0,
-              cooldown: int = 0) -> float:
+              cooldown: int = 0, from_zero: bool = False) -> float:
     """Multiplier of the peak lr for the t-th update (t = 1, 2, ...; the compression lab's `step` is t − 1).
 
-    With schedule="constant" and no cool-down this is min(1, t / warmup), the engine's warm-up as before."""
+    With schedule="constant" and no cool-down this is min(1, t / warmup), the engine's warm-up as before;
+    from_zero: min(1, (t − 1) / warmup), torch's LambdaLR(lambda s: min(s / warmup, 1)) stepped after each update."""
     step = t - 1
     if warmup and step < warmup:
-        return t / warmup
+        return (t - 1 if from_zero else t) / warmup
     end = min_lr_frac if schedule == "cosine" else 1.0
     if cooldown and step >= total - cooldown:
         return max(0.0, end * (total - step) / cooldown)

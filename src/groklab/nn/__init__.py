@@ -40,7 +40,10 @@ def trunc_normal(shape, std: float, g: torch.Generator) -> torch.Tensor:
 def init_weight(shape, fan_in: int, scheme: str, g: torch.Generator, embed: bool = False) -> torch.Tensor:
     """One member's weight. 'pair': haiku defaults as in PAIR's notebook — embeddings
     VarianceScaling(2, fan_in, truncated normal), linear layers TruncatedNormal(1/sqrt(fan_in)).
-    'torch': nn.Embedding N(0, 1) and nn.Linear's U(±1/sqrt(fan_in))."""
+    'torch': nn.Embedding N(0, 1) and nn.Linear's U(±1/sqrt(fan_in)). 'normal': N(0, 1/fan_in), not truncated
+    (Nanda's randn(...) / sqrt(fan_in))."""
+    if scheme == "normal":
+        return torch.randn(shape, generator=g) * fan_in**-0.5
     if scheme == "pair":
         std = (2.0 / fan_in) ** 0.5 / 0.87962566103423978 if embed else fan_in**-0.5
         return trunc_normal(shape, std, g)

@@ -64,7 +64,8 @@ def train_alone(cfg, base, ens, seed: int, n: int, device: torch.device) -> dict
     o, li, model_steps, status = cfg.optim, 0, 0, "running"
     for step in range(steps + 1):
         if step > 0:
-            f = lr_factor(step, o.warmup, steps, o.schedule, o.min_lr_frac, o.cooldown)
+            f = lr_factor(step, o.warmup, steps, o.schedule, o.min_lr_frac, o.cooldown,
+                          getattr(o, "warmup_from_zero", False))
             for g in opt.param_groups:
                 g["lr"] = o.lr_of() * f
             b = batcher.next()  # x (1, B, ...), y (1, B), mask (1, B) or None

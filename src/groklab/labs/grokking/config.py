@@ -35,8 +35,9 @@ class DataConfig:
                           "always dropped for div)")
     split: str = opt("shared", "modular: 'shared' = one split from data.seed for every member; 'per_seed' = the "
                      "member with seed s trains on its own split, numpy RandomState(s).permutation of the pairs "
-                     "(PAIR's np.random.seed(seed) + np.random.permutation; pair_mlp only)",
-                     choices=("shared", "per_seed"))
+                     "(PAIR's np.random.seed(seed) + np.random.permutation; pair_mlp only); 'python' = one "
+                     "split, Python's random.seed(data.seed) + random.shuffle of the row-major pairs (Nanda's "
+                     "gen_train_test)", choices=("shared", "per_seed", "python"))
 
 
 @dataclass
@@ -67,8 +68,8 @@ class TransformerConfig:
     d_mlp: int = opt(512, "MLP width", ge=1)
     n_layers: int = opt(1, "blocks", ge=1)
     layernorm: bool = opt(False, "LayerNorm before attention/MLP (Nanda: none)")
-    init: str = opt("pair", "initializer: pair = truncated normal 1/sqrt(fan_in); torch = nn defaults",
-                    choices=("pair", "torch"))
+    init: str = opt("pair", "initializer: pair = normal 1/sqrt(fan_in) truncated at 2 std; normal = the same, not "
+                    "truncated (Nanda's code); torch = nn defaults", choices=("pair", "normal", "torch"))
 
 
 @dataclass
@@ -163,6 +164,8 @@ class GrokConfig(RootConfig):
         if d.split == "per_seed" and (t.kind != "modular" or m.kind != "pair_mlp"):
             raise GroklabError("data.split: 'per_seed' needs task.kind 'modular' and model.kind 'pair_mlp'; "
                                "allowed otherwise: shared")
+        if d.split == "python" and t.kind != "modular":
+            raise GroklabError("data.split: 'python' needs task.kind 'modular'; allowed otherwise: shared")
         if d.split == "per_seed" and self.train.progress_every:
             raise GroklabError("train.progress_every: progress measures read one shared split; with "
                                "data.split = 'per_seed' allowed: 0")
