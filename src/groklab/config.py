@@ -197,6 +197,10 @@ def validate(cfg):
     """Field-level and cross-field checks. Raises GroklabError naming the field."""
     for sname in sections(cfg):
         _validate_table(getattr(cfg, sname), sname)
+    o = getattr(cfg, "optim", None)
+    if getattr(o, "warmup_from_zero", False) and not o.warmup:
+        raise GroklabError("optim.warmup_from_zero: needs a warm-up (optim.warmup >= 1); allowed with "
+                           "optim.warmup = 0: false")
     cfg.check()
     return cfg
 

@@ -74,6 +74,27 @@ def test_python_split_is_nandas_gen_train_test():
     assert d.x_train.tolist() != modular_task(p, "add", frac, False, seed).x_train.tolist()  # not torch's split
 
 
+def test_nanda_preset_trains_on_nandas_split():
+    """The preset's config reaches make_task: his 3,830 training pairs of p = 113 at 30%, in his order."""
+    import random
+
+    from groklab.config import load_config
+    from groklab.data import make_task
+
+    pairs = [(i, j, 113) for i in range(113) for j in range(113)]
+    random.seed(0)
+    random.shuffle(pairs)
+    d = make_task(load_config("nanda-transformer"))
+    assert d.x_train.tolist() == [[i, j] for i, j, _ in pairs[:3830]]
+
+
+def test_warmup_from_zero_needs_a_warmup():
+    from groklab.config import load_config
+
+    with pytest.raises(GroklabError, match="optim.warmup_from_zero"):
+        load_config("nanda-transformer", overrides=["optim.warmup=0"])
+
+
 def test_normal_init_is_untruncated_with_nandas_scale():
     from groklab.nn import init_weight
 

@@ -107,10 +107,10 @@ def addition8(size, device: str, threads: int, progress) -> list[Row]:
         base = base or rate
         vs = "" if prec == "fp32" else f"; {rate / base:.2f}x the float32 rate of this run"
         rows += [Row(f"addition8_train_steps_per_s{sfx}", rate, "steps/s",
-                     goal("addition8_train_steps_per_s", device, steps),
+                     goal(f"addition8_train_steps_per_s{sfx}", device, steps),
                      f"{ADDITION}: {m.layers} layers x {m.width} wide, batch {recipe.train.batch_size}, "
                      f"train.precision={prec}; {how}{vs}"),
-                 Row(f"addition8_to_floor_s{sfx}", steps / rate, "s", goal("addition8_to_floor_s", device),
+                 Row(f"addition8_to_floor_s{sfx}", steps / rate, "s", goal(f"addition8_to_floor_s{sfx}", device),
                      f"the recipe's {steps:,} steps at this rate (held-out evaluations every "
                      f"{recipe.train.log_every} steps not included)")]
     return rows

@@ -105,8 +105,8 @@ def train_stream(ens: ModuleEnsemble, stream: TokenStream, optim, train_cfg, dev
 
     train_cfg: steps, log_every, seed (the member's init seed; the global RNG — dropout — starts from it),
       optional precision ("fp32" default; "bf16": the training forward and backward under bfloat16 autocast —
-      matmuls in bfloat16, weights, optimizer and evaluation in float32; the step's code is read off that
-      forward).
+      matmuls in bfloat16, weights, optimizer and evaluation in float32; the prequential code is read off a
+      bfloat16 forward too).
     optim: the shared [optim] section (lr, weight_decay, schedule, clip, ...; BatchedOptimizer.from_config).
     evaluate(logits_of, step) -> [(metric, value, position)]: logits_of(x (b, T-1)) -> (b, T-1, V) in eval
       mode, no grad. on_progress(updates done). checkpoint_every k > 0: after every k-th update (skipped
@@ -181,8 +181,8 @@ def train_stream(ens: ModuleEnsemble, stream: TokenStream, optim, train_cfg, dev
         nll = stream_nll(logits.float(), x)  # (B, T-1)
         loss = stream_loss(nll, batch)
         if dropout:
-            with torch.no_grad():
-                pre = F.cross_entropy(ens(params, x[:n, :-1])[0].transpose(1, 2), x[:n, 1:])
+            with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                pre = F.cross_entropy(ens(params, x[:n, :-1])[0].float().transpose(1, 2), x[:n, 1:])
         else:
             pre = nll[:n].detach().mean()
         pre_v = float(pre)

@@ -26,6 +26,14 @@ class GPTShape:
     rope: bool = False  # rotary position embedding on queries and keys (on top of learned positions)
 
 
+def _cpu_autocast() -> bool:
+    """Whether CPU autocast is on (torch >= 2.4 takes a device type; older builds have the CPU-only call)."""
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:
+        return torch.is_autocast_cpu_enabled()
+
+
 def rope_tables(T: int, D: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
     """cos and sin of the rotary angles pos * 10000^(-2i/D), halves repeated. # each (T, D)"""
     inv = 10000.0 ** (-torch.arange(0, D, 2, dtype=torch.float32, device=device) / D)  # (D/2,)
@@ -58,9 +66,9 @@ class Block(nn.Module):
         if rope is not None:
             q, k = rotate(q, *rope), rotate(k, *rope)
         p = self.dropout if self.training else 0.0
-        if q.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+        if q.device.type == "cpu" and _cpu_autocast():
             # bf16 autocast on CPU: attention stays float32 (the bf16 flash kernel's backward ran ~20x slower
-            # than float32's at these shapes, BENCHMARKS.md "bf16 training")
+            # than float32's at these shapes: BENCHMARKS.md, compression lab, "bf16 training")
             with torch.autocast("cpu", enabled=False):
                 y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=True, dropout_p=p)
         else:

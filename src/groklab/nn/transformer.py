@@ -11,7 +11,8 @@ V = n_tokens + 1, C classes. Every matmul is batched over the member axis (bmm v
 
 Init (init="pair", the default): truncated-normal weights with Nanda's scales — std 1/sqrt(D) for
 W_E, W_pos, W_Q/K/V/O, W_in and W_out, 1/sqrt(V) for W_U (his code: randn(...)/sqrt(d_model) and
-randn/sqrt(d_vocab)), truncated at ±2 std by the shared initializer. LayerNorm gains start at 1,
+randn/sqrt(d_vocab)), truncated at ±2 std by the shared initializer; init="normal": the same scales,
+not truncated, as his code. LayerNorm gains start at 1,
 biases at 0 (not multiplied by init_scale).
 
 The last block only computes the query, attention output and MLP at the last position: the logits

@@ -47,7 +47,8 @@ class AddTrainConfig:
     device: str = opt("auto", "where to train", choices=("auto", "cpu", "cuda"))
     threads: int = opt(0, "torch CPU threads (0 = all cores)", ge=0)
     precision: str = opt("fp32", "training matmuls: fp32, or bf16 = bfloat16 autocast (AMX on recent Xeons, tensor "
-                         "cores on GPUs; weights, optimizer, evaluation and coding stay float32)",
+                         "cores on GPUs); the prequential code comes from that forward; weights, optimizer, "
+                         "held-out evaluation and `compress encode` stay float32",
                          choices=("fp32", "bf16"))
 
 

@@ -52,9 +52,8 @@ def step_size(cfg: Config, probe_steps: int) -> float:
     params = {k: v.to(dev).requires_grad_(True)
               for k, v in model.init([m.seed for m in members], torch.tensor([m.init_scale for m in members])).items()}
     o = cfg.optim
-    opt = BatchedOptimizer(params, o.name, torch.tensor([m.lr for m in members]),
-                           torch.tensor([m.weight_decay for m in members]), o.decay, (o.beta1, o.beta2), o.eps,
-                           o.momentum, o.warmup)
+    opt = BatchedOptimizer.from_config(params, o, torch.tensor([m.lr for m in members]),
+                                       torch.tensor([m.weight_decay for m in members]), cfg.train.steps)
     tf, kw, total = GradTransforms(params, o), loss_kwargs(cfg.train), 0.0
     for _ in range(probe_steps):
         before = {k: v.detach().clone() for k, v in params.items()}
