@@ -32,6 +32,22 @@ def test_bad_heads_is_one_line(runs):
     assert proc.returncode == 2 and "model.transformer.n_heads" in proc.stderr
 
 
+def test_nanda_preset_runs_with_his_split_init_warmup_and_float64_loss(runs):
+    """nanda-transformer at a tiny size through the CLI: his split, init, warm-up and loss reach the run's config,
+    and the run trains (train loss falls) with progress measures on."""
+    out = groklab_json("grok", "--preset", "nanda-transformer", "--steps", "40", "--set", "task.p=13",
+                       "--set", "model.transformer.d_model=16", "--set", "model.transformer.d_mlp=32",
+                       "--set", "train.log_every=20", "--set", "train.progress_every=20", "--set", "train.threads=1",
+                       "--set", "train.snapshots=0", runs=runs)
+    run = store.resolve(out["run_dir"])
+    cfg = (run / "config.toml").read_text()
+    for line in ('split = "python"', 'init = "normal"', "warmup_from_zero = true", 'logits_dtype = "float64"'):
+        assert line in cfg, line
+    t = pq.read_table(run / "metrics.parquet").to_pydict()
+    loss = {s: v for s, m, v in zip(t["step"], t["metric"], t["value"]) if m == "train_loss"}
+    assert loss[40] < loss[0] and "restricted_loss" in set(t["metric"])
+
+
 GROKFAST = ["--preset", "grokfast-mul", "--steps", "40", "--set", "task.p=11", "--set", "model.decoder.dim=16",
             "--set", "train.batch_size=16", "--set", "train.log_every=10", "--set", "train.threads=1",
             "--set", "train.snapshots=0", "--seeds", "2"]

@@ -103,7 +103,7 @@ def addition8(size, device: str, threads: int, progress) -> list[Row]:
     steps, m = recipe.train.steps, recipe.model
     rows, base = [], None
     for prec, sfx in (("fp32", ""), ("bf16", "_bf16")):
-        rate, how = _addition8_rate(size, device, threads, prec, progress)
+        rate, how = _addition8_rate(recipe.optim, size, device, threads, prec, progress)
         base = base or rate
         vs = "" if prec == "fp32" else f"; {rate / base:.2f}x the float32 rate of this run"
         rows += [Row(f"addition8_train_steps_per_s{sfx}", rate, "steps/s",
@@ -116,11 +116,12 @@ def addition8(size, device: str, threads: int, progress) -> list[Row]:
     return rows
 
 
-def _addition8_rate(size, device: str, threads: int, precision: str, progress) -> tuple[float, str]:
+def _addition8_rate(o, size, device: str, threads: int, precision: str, progress) -> tuple[float, str]:
+    """(steps/s, how it was timed) of size.add_steps training steps at `precision`; o: the recipe's [optim]."""
     from groklab.engine import device as devmod
     from groklab.labs.compression.train import train_model
 
-    n, o = size.add_steps, cconfig.load(ADDITION).optim
+    n = size.add_steps
     cfg = cconfig.load(ADDITION, overrides=[f"train.steps={n}", f"train.log_every={n}",
                                             f"optim.warmup={min(o.warmup, n // 4)}",
                                             f"optim.cooldown={min(o.cooldown, n // 4)}",

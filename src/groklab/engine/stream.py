@@ -129,6 +129,9 @@ def train_stream(ens: ModuleEnsemble, stream: TokenStream, optim, train_cfg, dev
     transforms = GradTransforms(params, optim)
     dropout = ens.randomness == "different"  # the code needs its own eval-mode forward
     bf16 = getattr(train_cfg, "precision", "fp32") == "bf16"
+
+    def amp():  # the training forward's precision context (a no-op for fp32)
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     rows: list[Row] = []
     code_nats, code_examples, start, wall0 = 0.0, 0, 0, 0.0
     if resume is not None:
@@ -176,12 +179,12 @@ def train_stream(ens: ModuleEnsemble, stream: TokenStream, optim, train_cfg, dev
         batch = stream.next()
         x = batch.tokens.to(device)  # (B, T) fresh examples, each seen once
         n = batch.n_code
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        with amp():
             logits = ens(params, x[:, :-1])[0]  # (B, T-1, V), train mode
         nll = stream_nll(logits.float(), x)  # (B, T-1)
         loss = stream_loss(nll, batch)
         if dropout:
-            with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            with torch.no_grad(), amp():
                 pre = F.cross_entropy(ens(params, x[:n, :-1])[0].float().transpose(1, 2), x[:n, 1:])
         else:
             pre = nll[:n].detach().mean()
