@@ -4,6 +4,7 @@ one-line error policy. Labs import this; it imports no lab."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import typer
@@ -87,6 +88,9 @@ def resume_config(resume: str, out_dir, lab: str, given: dict[str, object], over
 def run_app(app: typer.Typer) -> None:
     """Run a typer app: user errors print one line and exit 2; bugs keep their traceback."""
     try:
+        if os.environ.get("GROKLAB_DENORMALS"):  # a bad value fails before any command starts (or opens a run)
+            from groklab.engine.device import denormals
+            denormals()
         code = app(standalone_mode=False)  # click returns typer.Exit's code instead of raising here
     except GroklabError as e:
         err.print(f"error: {e}", highlight=False, markup=False, soft_wrap=True)

@@ -10,6 +10,12 @@ once a second from its progress callback (`rebalance`), so it drops to its share
 and takes the cores back when that job ends. A killed job's file is ignored (its pid is gone) and removed.
 GROKLAB_THREAD_SHARING=off turns this off (every auto job takes all cores: the old behaviour, for the
 two-jobs benchmark).
+
+Denormal floats are flushed to zero on the CPU (`torch.set_flush_denormal`): late in training, once a model fits
+its data, softmax tails and their gradients fall below 1.2e-38 and x86 then computes each such value in a slow
+microcode path — a train step of Grokfast's transformer at its step-37k weights took 5.4x longer (BENCHMARKS.md).
+Only values below float32's smallest normal number change (to 0); GROKLAB_DENORMALS=keep keeps them (torch's
+default, for the before/after benchmark and for bit-exact reruns of runs made before 2026-12-02).
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ import torch
 from groklab import GroklabError, __version__
 
 _ALLOCATOR_TUNED = False
+_FLUSH_DENORMAL = False
+DENORMALS = ("flush", "keep")
 
 
 def tune_cpu_allocator() -> bool:
@@ -51,6 +59,21 @@ def tune_cpu_allocator() -> bool:
     except (OSError, AttributeError):
         _ALLOCATOR_TUNED = False
     return _ALLOCATOR_TUNED
+
+
+def denormals() -> str:
+    """$GROKLAB_DENORMALS: flush (default) or keep."""
+    raw = os.environ.get("GROKLAB_DENORMALS", "").strip().lower() or "flush"
+    if raw not in DENORMALS:
+        raise GroklabError(f"GROKLAB_DENORMALS: expected one of {', '.join(DENORMALS)}, got {raw!r}")
+    return raw
+
+
+def set_denormals() -> bool:
+    """Flush CPU denormals to zero unless $GROKLAB_DENORMALS=keep; returns whether flushing is on."""
+    global _FLUSH_DENORMAL
+    _FLUSH_DENORMAL = torch.set_flush_denormal(denormals() == "flush") and denormals() == "flush"
+    return _FLUSH_DENORMAL
 
 
 def resolve_device(name: str) -> torch.device:
@@ -203,6 +226,7 @@ def setup(device: str = "auto", threads: int = 0) -> torch.device:
     n = _join(requested) if sharing() else requested or cpu_budget()
     torch.set_num_threads(n)
     tune_cpu_allocator()
+    set_denormals()
     return dev
 
 
@@ -213,6 +237,7 @@ def environment(dev: torch.device | None = None) -> dict:
         "platform": platform.platform(), "machine": platform.machine(), "processor": platform.processor(),
         "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
         "device": str(dev) if dev is not None else None, "allocator_tuned": _ALLOCATOR_TUNED,
+        "flush_denormal": _FLUSH_DENORMAL,
         "thread_budget": cpu_budget(), "thread_sharing": sharing(),
         "groklab_jobs": _JOB["jobs"] if _JOB["file"] is not None else None,  # running at setup, this one included
     }
