@@ -72,7 +72,8 @@ def denormals() -> str:
 def set_denormals() -> bool:
     """Flush CPU denormals to zero unless $GROKLAB_DENORMALS=keep; returns whether flushing is on."""
     global _FLUSH_DENORMAL
-    _FLUSH_DENORMAL = torch.set_flush_denormal(denormals() == "flush") and denormals() == "flush"
+    flush = denormals() == "flush"
+    _FLUSH_DENORMAL = torch.set_flush_denormal(flush) and flush  # False where the CPU cannot flush
     return _FLUSH_DENORMAL
 
 
