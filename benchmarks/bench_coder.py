@@ -1,10 +1,12 @@
 """Arithmetic-coder throughput on CPU: constriction's range coder alone, and end to end with the GPT.
 
-    python benchmarks/bench_coder.py [--model RUN] [--examples 10000] [--threads 1,2] [--chunk 2000] [--write]
+    python benchmarks/bench_coder.py [--model RUN[,RUN...]] [--examples 10000] [--threads 1,2] [--chunk 2000]
+                                     [--write]
 
-Without --model a randomly initialized GPT of the addition8-cpu shape is used (throughput does not depend
-on the weights). Prints a JSON line per thread count and a table; --write puts the table into the
-compression section of BENCHMARKS.md.
+Several --model runs are measured side by side (e.g. addition8-cpu's model and addition8-small's). Without
+--model a randomly initialized GPT of the addition8-cpu shape is used (throughput does not depend on the
+weights). Prints a JSON line per thread count and a table; --write puts the table into the compression section
+of BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ VARIANTS = [(1, "fp32", "before: `GPT.step` op by op (file version 1)"),
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default=None, help="run folder of a compress train run")
+    ap.add_argument("--model", default=None, help="run folder(s) of compress train runs, comma-separated")
     ap.add_argument("--examples", type=int, default=10_000)
     ap.add_argument("--chunk", type=int, default=2000)
     ap.add_argument("--threads", default="1,2", help="comma-separated thread counts, each measured")
@@ -92,35 +94,37 @@ def main() -> None:
     ap.add_argument("--write", action="store_true", help="put the table into BENCHMARKS.md")
     a = ap.parse_args()
     if a.model:
-        model, cfg = load_model(a.model)[:2]
+        models = [(run, *load_model(run)[:2]) for run in a.model.split(",")]
     else:
-        cfg = load("addition8-cpu")
         torch.manual_seed(0)
-        model = GPT(cfg.shape()).eval()
+        models = [("random weights of the addition8-cpu shape", GPT(load("addition8-cpu").shape()).eval(),
+                   load("addition8-cpu"))]
+    cfg = models[0][2]
     load0 = os.getloadavg()[0]
     lines = [f"Measured {time.strftime('%Y-%m-%d %H:%M')} UTC on {platform.machine()} ({os.cpu_count()} cores), "
-             f"torch {torch.__version__}, load average {load0:.2f} at start; model: "
-             f"{a.model or 'random weights of the addition8-cpu shape'} ({model.n_params():,} parameters); "
-             f"{a.examples:,} examples = {a.examples * cfg.fmt().n_targets:,} coded tokens, chunk {a.chunk}, "
+             f"torch {torch.__version__}, load average {load0:.2f} at start; models: "
+             + "; ".join(f"{who} ({m.n_params():,} parameters)" for who, m, _ in models)
+             + f"; {a.examples:,} examples = {a.examples * cfg.fmt().n_targets:,} coded tokens, chunk {a.chunk}, "
              f"best of {a.repeat}.", "",
-             "| what | threads | encode tokens/s | decode tokens/s | round trip tokens/s | bits / floor | vs before |",
-             "|---|---|---|---|---|---|---|"]
+             "| what | parameters | threads | encode tokens/s | decode tokens/s | round trip tokens/s | bits / floor "
+             "| vs before |", "|---|---|---|---|---|---|---|---|"]
     for threads in (int(t) for t in a.threads.split(",")):
         devmod.setup("cpu", threads)
         rc = range_coder_only(a.examples * cfg.fmt().n_targets, a.repeat)
         print(json.dumps({"threads": threads, "range_coder_only": rc}), flush=True)
-        lines.append(f"| constriction range coder alone (Categorical, perfect=False, 14 symbols) | {threads} | "
+        lines.append(f"| constriction range coder alone (Categorical, perfect=False, 14 symbols) | | {threads} | "
                      f"{rc['encode_tokens_per_s'] / 1e6:.1f} M | {rc['decode_tokens_per_s'] / 1e6:.1f} M | | | |")
-        base = None
-        for version, precision, what in VARIANTS:
-            wm = with_model(model, cfg.fmt(), a.examples, a.chunk, a.repeat, version, precision)
-            print(json.dumps({"threads": threads, "with_model": wm}), flush=True)
-            rt = 1 / (1 / wm["encode_tokens_per_s"] + 1 / wm["decode_tokens_per_s"])
-            base = base or rt
-            lines.append(f"| {what}, {a.chunk:,}-example chunks | {threads} | "
-                         f"{wm['encode_tokens_per_s'] / 1e3:.1f} k | {wm['decode_tokens_per_s'] / 1e3:.1f} k | "
-                         f"{rt / 1e3:.1f} k | "
-                         f"{wm['bits_per_example'] / wm['floor_bits_per_example']:.5f} | {rt / base:.2f}x |")
+        base = None  # the first model's first variant at this thread count
+        for _who, model, mcfg in models:
+            for version, precision, what in VARIANTS:
+                wm = with_model(model, mcfg.fmt(), a.examples, a.chunk, a.repeat, version, precision)
+                print(json.dumps({"threads": threads, "with_model": wm}), flush=True)
+                rt = 1 / (1 / wm["encode_tokens_per_s"] + 1 / wm["decode_tokens_per_s"])
+                base = base or rt
+                lines.append(f"| {what}, {a.chunk:,}-example chunks | {model.n_params():,} | {threads} | "
+                             f"{wm['encode_tokens_per_s'] / 1e3:.1f} k | {wm['decode_tokens_per_s'] / 1e3:.1f} k | "
+                             f"{rt / 1e3:.1f} k | "
+                             f"{wm['bits_per_example'] / wm['floor_bits_per_example']:.5f} | {rt / base:.2f}x |")
     report("\n".join(lines), "coder-bench", a.write)
 
 

@@ -278,7 +278,7 @@ def bench_suite(device: str = typer.Option("cpu", help="cpu | cuda"),
                                            "say how in their note); default: the full suite, <= 30 min"),
                 threads: int = typer.Option(0, help="torch threads (0 = all cores)"),
                 coder_model: str | None = typer.Option(None, "--coder-model", help="a `compress train` run (folder "
-                                                       "or id) for the coder rows; default: random addition8-cpu "
+                                                       "or id) for the coder rows; default: random addition8-small "
                                                        "weights for speed, a briefly trained stand-in for size"),
                 tiny: bool = typer.Option(False, "--tiny", hidden=True, help="test size: seconds, meaningless numbers"),
                 as_json: bool = JSON):
