@@ -80,8 +80,11 @@ def member_grads(model, params: dict[str, torch.Tensor], x: torch.Tensor | Batch
              and loss_kw.get("dtype", "float32") == "float32"
              and (batch.plain or (batch.whole_rows and getattr(model, "per_member_loss_grads", False))))
 
-    def grads_of(sub: dict[str, torch.Tensor], b: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def grads_of(sub: dict[str, torch.Tensor], b: Batch,
+                 out: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if plain and hasattr(model, "loss_grads"):  # hand-written softmax cross-entropy backward
+            if out is not None and getattr(model, "loss_grads_out", False):  # writes some gradients into `out`
+                return model.loss_grads(sub, b.x, b.y, loss_kw.get("reduction", "ce"), out=out)
             return model.loss_grads(sub, b.x, b.y, loss_kw.get("reduction", "ce"))
         sub = {k: v.detach().requires_grad_(True) for k, v in sub.items()}
         ls = member_losses(b.logits(model, sub), b.y, mask=b.mask, **loss_kw)  # (M,)
@@ -92,9 +95,11 @@ def member_grads(model, params: dict[str, torch.Tensor], x: torch.Tensor | Batch
     grads = {k: torch.empty_like(v) for k, v in params.items()}
     losses = torch.empty(m, device=batch.x.device)
     for s in range(0, m, chunk):
-        ls, gs = grads_of({k: v[s:s + chunk] for k, v in params.items()}, batch.members(s, s + chunk))  # (chunk,)
+        out = {k: g[s:s + chunk] for k, g in grads.items()}  # contiguous slices the model may write into
+        ls, gs = grads_of({k: v[s:s + chunk] for k, v in params.items()}, batch.members(s, s + chunk), out)
         for k, g in gs.items():
-            grads[k][s:s + chunk] = g
+            if g is not out[k]:
+                out[k].copy_(g)
         losses[s:s + chunk] = ls
     return losses, grads
 

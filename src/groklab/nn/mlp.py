@@ -27,6 +27,7 @@ class PairMLP:
     """
 
     per_member_loss_grads = True  # loss_grads also takes per-member x (M, N, 2), y (M, N)
+    loss_grads_out = True  # loss_grads(..., out=) writes the embedding gradient into out["embed"]
 
     def __init__(self, n_tokens: int, n_classes: int, hidden: int, embed_size: int = 0,
                  tied: bool = True, act: str = "relu", init: str = "pair", fixed_embed: str = "none"):
@@ -87,16 +88,19 @@ class PairMLP:
         return self.hidden(params, x, per_member) @ self.output_weights(params)  # (M, N, C)
 
     def loss_grads(self, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
-                   reduction: str = "ce") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                   reduction: str = "ce", out: dict[str, torch.Tensor] | None = None
+                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Per-member softmax cross-entropy (M,) and its gradients, written by hand (no autograd graph
         over the (M, N, C) logits). Same function as `forward` + cross-entropy; gradients agree with
         autograd to float32 rounding (tests/unit/test_optim.py). BENCHMARKS.md has the speed-up.
 
         The factored tied model (PAIR's) is fully manual: A and Uᵀ come from one product
         embed @ [w_hidden | w_outᵀ] (M, p, 2H), and their gradients flow back through one product each
-        for the embedding and the two weights. Other variants let autograd map dA, dU to the weights."""
+        for the embedding and the two weights. Other variants let autograd map dA, dU to the weights.
+        out: optional {name: contiguous (M, ...) buffer}; the factored tied model writes its embedding gradient
+        straight into out["embed"] (the engine's per-chunk gradient slice: no copy) and returns that tensor."""
         if self.e and self.tied and self.fixed is None:
-            return self._loss_grads_tied(params, x, y, reduction)
+            return self._loss_grads_tied(params, x, y, reduction, out)
         leaves = {k: v.detach().requires_grad_(True) for k, v in params.items()}
         with torch.enable_grad():
             a_w, u_w = self.input_weights(leaves), self.output_weights(leaves)  # (M, p, H), (M, H, C)
@@ -107,7 +111,7 @@ class PairMLP:
                                     allow_unused=True)
         return loss, {k: (g if g is not None else torch.zeros_like(leaves[k])) for k, g in zip(leaves, grads)}
 
-    def _loss_grads_tied(self, params, x, y, reduction):
+    def _loss_grads_tied(self, params, x, y, reduction, out=None):
         emb, w_h, w_o = params["embed"].detach(), params["w_hidden"].detach(), params["w_out"].detach()
         h = self.h
         w_cat = torch.cat([w_h, w_o.transpose(1, 2)], -1)  # (M, E, 2H)
@@ -115,7 +119,8 @@ class PairMLP:
         d_au = torch.empty_like(au)  # (M, p, 2H)
         loss = self._head(au[..., :h], au[..., h:], x, y, reduction, d_au[..., :h], d_au[..., h:])
         d_w = torch.bmm(emb.transpose(1, 2), d_au)  # (M, E, 2H)
-        return loss, {"embed": torch.bmm(d_au, w_cat.transpose(1, 2)),  # (M, p, E)
+        d_emb = torch.bmm(d_au, w_cat.transpose(1, 2), out=out["embed"] if out else None)  # (M, p, E)
+        return loss, {"embed": d_emb,
                       "w_hidden": d_w[..., :h], "w_out": d_w[..., h:].transpose(1, 2)}
 
     def _head(self, a: torch.Tensor, ut: torch.Tensor, x: torch.Tensor, y: torch.Tensor, reduction: str,
