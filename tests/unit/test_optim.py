@@ -119,6 +119,21 @@ def test_member_chunks_give_identical_gradients():
             assert_close_scaled(g2[k][i], g0[k][i], 1e-6, f"{k}[{i}]")
 
 
+def test_pair_mlp_writes_its_embedding_gradient_into_out():
+    """loss_grads(out=) puts the embedding gradient in the caller's buffer (the engine's chunk slice), the same
+    numbers as without it, and leaves the other gradients to the caller."""
+    data = modular_task(13, "add", 0.5, False, seed=0)
+    model = PairMLP(13, 13, hidden=6, embed_size=10)
+    params = model.init([0, 1, 2], torch.ones(3))
+    loss, grads = model.loss_grads(params, data.x_train, data.y_train, "pair")
+    buf = {k: torch.full((5, *v.shape[1:]), float("nan")) for k, v in params.items()}  # 5 members, slice 1:4
+    out = {k: b[1:4] for k, b in buf.items()}
+    loss2, grads2 = model.loss_grads(params, data.x_train, data.y_train, "pair", out=out)
+    assert grads2["embed"] is out["embed"] and torch.equal(buf["embed"][1:4], grads["embed"])
+    assert buf["embed"][0].isnan().all() and buf["embed"][4].isnan().all()  # nothing outside the slice
+    assert torch.equal(loss2, loss) and all(torch.equal(grads2[k], grads[k]) for k in grads)
+
+
 @pytest.mark.parametrize("embed_size,tied,act,fixed,reduction", [
     (16, True, "relu", "none", "pair"), (16, False, "relu", "none", "ce"), (0, True, "gelu", "none", "ce"),
     (0, False, "relu", "none", "pair"), (2, True, "relu", "fourier", "pair"), (16, True, "tanh", "none", "ce")])
