@@ -74,6 +74,23 @@ def test_data_encode_decode_compare(trained, tmp_path):
     assert {"gzip", "bz2", "xz", "zstd", "model"} <= set(cmp["bits_per_example"])
 
 
+def test_addition8_small_trains_and_codes_8_digit_files(tmp_path):
+    """The coder's preset at a tiny size: its 64-wide, 4-head model, bf16 training, and an 8-digit round trip."""
+    runs = tmp_path / "runs"
+    out = groklab_json("compress", "train", "--preset", "addition8-small", "--steps", "8", "--set",
+                       "data.val_examples=100", "--set", "train.log_every=8", "--set", "optim.warmup=2",
+                       "--set", "optim.cooldown=2", runs=runs)
+    summary = json.loads(Path(out["run_dir"], "summary.json").read_text())
+    assert summary["preset"] == "addition8-small" and summary["n_params"] == 103_680 and out["steps"] == 8
+    assert 'precision = "bf16"' in Path(out["run_dir"], "config.toml").read_text()
+    src, z, back = tmp_path / "d.txt", tmp_path / "d.glac", tmp_path / "back.txt"
+    groklab("compress", "data", "--n-examples", "30", "--out", src, runs=runs)
+    groklab("compress", "encode", src, z, "--model", out["run_dir"], runs=runs)
+    groklab("compress", "decode", z, back, "--model", out["run_dir"], runs=runs)
+    assert back.read_bytes() == src.read_bytes()
+    assert len(src.read_text().splitlines()[0]) == 29  # s, 8 + 8 digits, a 9-digit answer, e
+
+
 def main(args, runs, monkeypatch, capsys) -> tuple[int, str, str]:
     """The real entry point in-process (no interpreter start-up): (exit code, stdout, stderr)."""
     monkeypatch.setenv("GROKLAB_RUNS", str(runs))
