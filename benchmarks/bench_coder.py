@@ -97,8 +97,8 @@ def main() -> None:
         models = [(run, *load_model(run)[:2]) for run in a.model.split(",")]
     else:
         torch.manual_seed(0)
-        models = [("random weights of the addition8-cpu shape", GPT(load("addition8-cpu").shape()).eval(),
-                   load("addition8-cpu"))]
+        cfg8 = load("addition8-cpu")
+        models = [("random weights of the addition8-cpu shape", GPT(cfg8.shape()).eval(), cfg8)]
     cfg = models[0][2]
     load0 = os.getloadavg()[0]
     lines = [f"Measured {time.strftime('%Y-%m-%d %H:%M')} UTC on {platform.machine()} ({os.cpu_count()} cores), "
