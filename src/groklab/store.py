@@ -218,16 +218,23 @@ def _lifecycle(run: Run):
     marker.unlink(missing_ok=True)
 
 
-@contextlib.contextmanager
-def open_run(root: Path | str | None, name: str, config_toml: str, env: dict):
-    """Create runs/<id>/ with config.toml and env.json, yield the Run; see the module docstring."""
+def create_run(root: Path | str | None, name: str, files: dict[str, str | dict]) -> Run:
+    """A new runs/<id>/ holding `files` ({relative path: text, or an object written as JSON}), or none at all:
+    an error or Ctrl-C while they are written removes the folder, so no run exists without its spec."""
     run = Run.create(root or default_root(), name)
     try:
-        run.write_text("config.toml", config_toml)
-        run.write_json("env.json", env)
+        for rel, content in files.items():
+            run.write_text(rel, content) if isinstance(content, str) else run.write_json(rel, content)
     except BaseException:
         run.abandon()
         raise
+    return run
+
+
+@contextlib.contextmanager
+def open_run(root: Path | str | None, name: str, config_toml: str, env: dict):
+    """Create runs/<id>/ with config.toml and env.json, yield the Run; see the module docstring."""
+    run = create_run(root, name, {"config.toml": config_toml, "env.json": env})
     with _lifecycle(run):
         yield run
 

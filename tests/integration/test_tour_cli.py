@@ -53,7 +53,8 @@ def test_ctrl_c_after_first_stage_keeps_it_complete(runs):
     try:
         while first is None and time.monotonic() < deadline:
             folders = sorted(p for p in runs.glob("*") if p.is_dir()) if runs.is_dir() else []
-            if len(folders) > 1 and store.is_complete(folders[0]):  # the second stage has begun
+            # the second stage (the parity sweep) has begun: its folder holds its spec
+            if len(folders) > 1 and store.is_complete(folders[0]) and (folders[1] / "sweep.json").is_file():
                 first = folders[0]
                 proc.send_signal(signal.SIGINT)
             elif proc.poll() is not None:

@@ -83,6 +83,24 @@ def test_error_before_training_removes_the_folder(tmp_path, exc):
     assert not run.path.exists() and list(tmp_path.iterdir()) == []
 
 
+def test_ctrl_c_while_a_new_run_writes_its_spec_leaves_no_folder(tmp_path, monkeypatch):
+    """create_run (a sweep's folder, open_run's): Ctrl-C between the spec files removes the half-made folder."""
+    run = store.create_run(tmp_path, "ok", {"sweep.json": {"a": 1}, "config.toml": "x = 1\n"})
+    assert json.loads((run.path / "sweep.json").read_text()) == {"a": 1}
+    assert (run.path / "config.toml").read_text() == "x = 1\n"
+    write = store.Run.write_text
+
+    def interrupted_on_the_second_file(self, rel, text):
+        if rel == "config.toml":
+            raise KeyboardInterrupt
+        return write(self, rel, text)
+
+    monkeypatch.setattr(store.Run, "write_text", interrupted_on_the_second_file)
+    with pytest.raises(KeyboardInterrupt):
+        store.create_run(tmp_path, "cut", {"sweep.json": {"a": 1}, "config.toml": "x = 1\n"})
+    assert [p.name for p in tmp_path.iterdir()] == [run.path.name]
+
+
 def test_interrupt_after_start_keeps_folder_and_checkpoint(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         with store.open_run(tmp_path, "t", "x = 1\n", ENV) as run:

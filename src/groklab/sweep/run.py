@@ -212,9 +212,8 @@ def run_sweep(spec: SweepSpec, root=None, resume: Path | None = None, device: st
         dev = devmod.setup(first.device, first.threads)
     try:
         if run is None:
-            run = store.Run.create(root or store.default_root(), f"sweep-{spec.name}")
-            run.write_json("sweep.json", spec.to_dict())
-            run.write_text("config.toml", plan[0][0].to_toml())  # the base config of the first group
+            run = store.create_run(root, f"sweep-{spec.name}", {  # config.toml: the first group's base config
+                "sweep.json": spec.to_dict(), "config.toml": plan[0][0].to_toml()})
         run.write_json("env.json", session.environment() if session else devmod.environment(dev))
         (run.path / "groups").mkdir(exist_ok=True)
         keys = list(spec.grid)
