@@ -224,7 +224,10 @@ def create_run(root: Path | str | None, name: str, files: dict[str, str | dict])
     run = Run.create(root or default_root(), name)
     try:
         for rel, content in files.items():
-            run.write_text(rel, content) if isinstance(content, str) else run.write_json(rel, content)
+            if isinstance(content, str):
+                run.write_text(rel, content)
+            else:
+                run.write_json(rel, content)
     except BaseException:
         run.abandon()
         raise
